@@ -1,0 +1,620 @@
+//go:build ignore
+
+// SPDX-License-Identifier: GPL-2.0
+/* tracecam's kernel side: per-thread cumulative time counters by category,
+ * kept exact at scheduler events, and socket data events that carry a
+ * snapshot of them, so user space computes a request's breakdown as a
+ * difference of two snapshots instead of summing an event per syscall.
+ *
+ * Cost to the rest of the node is what shapes the hooks (see
+ * docs/architecture.md): no raw sys_enter/sys_exit. The scheduler hooks fire
+ * per context switch/wakeup; the syscall hooks are per-syscall tracepoints,
+ * so other syscalls pay nothing, and every program first drops tasks outside
+ * the target cgroup subtree.
+ */
+#include "include/vmlinux_min.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
+#include "camera.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+/* Set by the loader before load. */
+const volatile u64 target_cgid = 0;  /* cgroup2 id (inode) of the pod */
+const volatile u32 target_level = 0; /* its depth below the cgroup2 root */
+const volatile u64 self_cgid = 0;    /* the sidecar's own cgroup: never watched */
+const volatile u32 self_tgid = 0;
+const volatile u64 segment_ns = 1000000;
+
+/* Bumped on every ring-buffer reservation failure; each event carries it so
+ * user space knows which requests overlap a loss (partial). */
+u64 lost_seq = 0;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 8 << 20);
+} events SEC(".maps");
+
+struct thread_state {
+	u64 counters[NCAT];
+	u64 on_ts;   /* on CPU since (0: off CPU) */
+	u64 off_ts;  /* off CPU since (0: on CPU) */
+	u64 wake_ts; /* woken at, while off CPU */
+	u32 waker_tid;
+	u8 off_cat;
+	u8 has_detail;
+	u16 _pad;
+	char waker_comm[16];
+	struct wait_detail d;
+	/* the data syscall in flight: arguments saved at enter for exit */
+	u64 sc_args[5];
+	s32 sc_nr;
+	u32 _pad2;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct thread_state);
+} threads SEC(".maps");
+
+/* When the task now running on each CPU was switched in: lets every program
+ * that runs as the current task account its CPU time without a lookup of the
+ * next task at switch time. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, u32);
+	__type(value, u64);
+} switch_ts SEC(".maps");
+
+/* Index: 0..EV_TYPES-1 events sent by type, EV_TYPES.. lost by type. */
+#define STAT_SLOTS (2 * EV_TYPES)
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, STAT_SLOTS);
+	__type(key, u32);
+	__type(value, u64);
+} stats SEC(".maps");
+
+static __always_inline void stat_add(u32 slot)
+{
+	u64 *v = bpf_map_lookup_elem(&stats, &slot);
+	if (v)
+		*v += 1;
+}
+
+static __always_inline void *reserve(u64 size, u8 type)
+{
+	void *e = bpf_ringbuf_reserve(&events, size, 0);
+	if (!e) {
+		__sync_fetch_and_add(&lost_seq, 1);
+		stat_add(EV_TYPES + type);
+		return 0;
+	}
+	stat_add(type);
+	return e;
+}
+
+static __always_inline void fill_hdr(struct event_hdr *h, u8 type, u64 now)
+{
+	u64 id = bpf_get_current_pid_tgid();
+	h->type = type;
+	h->flags = 0;
+	h->cpu = bpf_get_smp_processor_id();
+	h->pid = id >> 32;
+	h->tid = (u32)id;
+	h->_pad = 0;
+	h->ts = now;
+	h->lost_seq = lost_seq;
+}
+
+/* The pod filter: the current task is inside the target subtree and not in
+ * the sidecar's own container. */
+static __always_inline bool watched(void)
+{
+	if (bpf_get_current_ancestor_cgroup_id(target_level) != target_cgid)
+		return false;
+	if (self_tgid && (bpf_get_current_pid_tgid() >> 32) == self_tgid)
+		return false;
+	if (self_cgid && bpf_get_current_cgroup_id() == self_cgid)
+		return false;
+	return true;
+}
+
+static __always_inline struct thread_state *state(bool create)
+{
+	return bpf_task_storage_get(&threads, bpf_get_current_task_btf(), 0,
+				    create ? BPF_LOCAL_STORAGE_GET_F_CREATE : 0);
+}
+
+static __always_inline u64 cpu_switch_ts(void)
+{
+	u32 k = 0;
+	u64 *v = bpf_map_lookup_elem(&switch_ts, &k);
+	return v ? *v : 0;
+}
+
+/* ---- fd and socket inspection (only for watched threads) ---- */
+
+#define S_IFMT 00170000
+#define S_IFSOCK 0140000
+#define S_IFREG 0100000
+#define S_IFBLK 0060000
+#define S_IFDIR 0040000
+#define S_IFCHR 0020000
+#define S_IFIFO 0010000
+
+static __always_inline struct file *fd_file(struct task_struct *task, s64 fd)
+{
+	struct file **arr;
+	struct file *f = 0;
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	if (!fdt || fd < 0 || fd >= BPF_CORE_READ(fdt, max_fds))
+		return 0;
+	arr = BPF_CORE_READ(fdt, fd);
+	bpf_probe_read_kernel(&f, sizeof(f), &arr[fd]);
+	return f;
+}
+
+static __always_inline u8 file_kind(struct file *f)
+{
+	if (!f)
+		return FD_UNKNOWN;
+	switch (BPF_CORE_READ(f, f_inode, i_mode) & S_IFMT) {
+	case S_IFSOCK: return FD_SOCKET;
+	case S_IFREG: return FD_FILE;
+	case S_IFIFO: return FD_PIPE;
+	case S_IFCHR: return FD_CHAR;
+	case S_IFBLK: return FD_BLOCK;
+	case S_IFDIR: return FD_DIR;
+	default: return FD_ANON;
+	}
+}
+
+static __always_inline void read_sock(struct file *f, struct sock_info *si)
+{
+	struct socket *sock = BPF_CORE_READ(f, private_data);
+	struct sock *sk = BPF_CORE_READ(sock, sk);
+	if (!sk)
+		return;
+	si->family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	si->proto = BPF_CORE_READ(sk, sk_protocol);
+	si->lport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	si->rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	if (si->family == 2 /* AF_INET */) {
+		bpf_core_read(si->laddr, 4, &sk->__sk_common.skc_rcv_saddr);
+		bpf_core_read(si->raddr, 4, &sk->__sk_common.skc_daddr);
+	} else if (si->family == 10 /* AF_INET6 */) {
+		bpf_core_read(si->laddr, 16, &sk->__sk_common.skc_v6_rcv_saddr);
+		bpf_core_read(si->raddr, 16, &sk->__sk_common.skc_v6_daddr);
+	}
+}
+
+static __always_inline void read_file_name(struct file *f, struct wait_detail *d)
+{
+	struct dentry *de = BPF_CORE_READ(f, f_path.dentry);
+	d->ino = BPF_CORE_READ(f, f_inode, i_ino);
+	bpf_probe_read_kernel_str(d->name, sizeof(d->name), BPF_CORE_READ(de, d_name.name));
+	bpf_probe_read_kernel_str(d->parent, sizeof(d->parent),
+				  BPF_CORE_READ(de, d_parent, d_name.name));
+}
+
+/* ---- classification of an off-CPU wait ---- */
+
+/* x86_64 syscall numbers. */
+enum {
+	NR_read = 0, NR_write = 1, NR_poll = 7, NR_pread64 = 17, NR_pwrite64 = 18,
+	NR_readv = 19, NR_writev = 20, NR_select = 23, NR_pause = 34,
+	NR_nanosleep = 35, NR_sendfile = 40, NR_connect = 42, NR_accept = 43,
+	NR_sendto = 44, NR_recvfrom = 45, NR_sendmsg = 46, NR_recvmsg = 47,
+	NR_flock = 73, NR_fsync = 74, NR_fdatasync = 75, NR_ftruncate = 77,
+	NR_sync = 162, NR_futex = 202, NR_io_getevents = 208,
+	NR_epoll_wait = 232, NR_clock_nanosleep = 230, NR_openat = 257,
+	NR_pselect6 = 270, NR_ppoll = 271, NR_splice = 275,
+	NR_sync_file_range = 277, NR_epoll_pwait = 281, NR_fallocate = 285,
+	NR_accept4 = 288, NR_preadv = 295, NR_pwritev = 296, NR_recvmmsg = 299,
+	NR_syncfs = 306, NR_sendmmsg = 307, NR_preadv2 = 327, NR_pwritev2 = 328,
+	NR_io_uring_enter = 426, NR_epoll_pwait2 = 441, NR_futex_waitv = 449,
+};
+
+/* Category of a syscall that does not depend on its fd, or -1 when the fd
+ * kind decides. */
+static __always_inline int syscall_cat(s32 nr)
+{
+	switch (nr) {
+	case NR_connect: case NR_accept: case NR_accept4:
+	case NR_sendto: case NR_recvfrom: case NR_sendmsg: case NR_recvmsg:
+	case NR_recvmmsg: case NR_sendmmsg:
+		return CAT_NET;
+	case NR_fsync: case NR_fdatasync: case NR_sync: case NR_syncfs:
+	case NR_sync_file_range: case NR_ftruncate: case NR_fallocate:
+	case NR_openat: case NR_io_getevents: case NR_io_uring_enter:
+		return CAT_FILE;
+	case NR_futex: case NR_futex_waitv: case NR_flock:
+		return CAT_LOCK;
+	case NR_epoll_wait: case NR_epoll_pwait: case NR_epoll_pwait2:
+	case NR_poll: case NR_ppoll: case NR_select: case NR_pselect6:
+		return CAT_EPOLL;
+	case NR_nanosleep: case NR_clock_nanosleep: case NR_pause:
+		return CAT_SLEEP;
+	case NR_read: case NR_write: case NR_pread64: case NR_pwrite64:
+	case NR_readv: case NR_writev: case NR_preadv: case NR_pwritev:
+	case NR_preadv2: case NR_pwritev2: case NR_sendfile: case NR_splice:
+		return -1;
+	default:
+		return CAT_OTHER;
+	}
+}
+
+/* Syscalls whose first argument is an fd worth describing in a segment. */
+static __always_inline bool takes_fd(s32 nr)
+{
+	switch (nr) {
+	case NR_fsync: case NR_fdatasync: case NR_sync_file_range:
+	case NR_ftruncate: case NR_fallocate: case NR_flock:
+		return true;
+	}
+	return syscall_cat(nr) == -1 || syscall_cat(nr) == CAT_NET;
+}
+
+/* Classify why `task` (the current task, going off CPU voluntarily) waits,
+ * from its saved user registers: the syscall it is blocked in and, for fd
+ * syscalls, what the fd is. */
+static __always_inline u8 classify(struct task_struct *task, struct thread_state *st)
+{
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
+	struct wait_detail *d = &st->d;
+	s32 nr = (s32)BPF_CORE_READ(regs, orig_ax);
+	int cat;
+
+	d->sysnr = nr;
+	d->arg0 = BPF_CORE_READ(regs, di);
+	d->fd = -1;
+	d->fd_kind = FD_UNKNOWN;
+	d->iowait = BPF_CORE_READ_BITFIELD_PROBED(task, in_iowait);
+	d->ino = 0;
+	d->name[0] = 0;
+	d->parent[0] = 0;
+	__builtin_memset(&d->sock, 0, sizeof(d->sock));
+
+	if (nr < 0)
+		return d->iowait ? CAT_FILE : CAT_OTHER;
+	cat = syscall_cat(nr);
+	if (takes_fd(nr)) {
+		struct file *f = fd_file(task, d->arg0);
+		d->fd = d->arg0;
+		d->fd_kind = file_kind(f);
+		if (d->fd_kind == FD_SOCKET)
+			read_sock(f, &d->sock);
+		else if (d->fd_kind == FD_FILE || d->fd_kind == FD_BLOCK)
+			read_file_name(f, d);
+		if (cat == -1) {
+			if (d->fd_kind == FD_SOCKET)
+				cat = CAT_NET;
+			else if (d->fd_kind == FD_FILE || d->fd_kind == FD_BLOCK || d->iowait)
+				cat = CAT_FILE;
+			else
+				cat = CAT_OTHER;
+		}
+	}
+	if (cat == CAT_OTHER && d->iowait)
+		cat = CAT_FILE;
+	return cat;
+}
+
+/* ---- accounting ---- */
+
+static __always_inline void emit_segment(struct thread_state *st, u64 in_ts, u64 now,
+					 s64 bytes)
+{
+	struct segment_event *e = reserve(sizeof(*e), EV_SEGMENT);
+	if (!e)
+		return;
+	fill_hdr(&e->h, EV_SEGMENT, now);
+	e->start = st->off_ts;
+	e->wake = st->wake_ts;
+	e->run = in_ts;
+	e->bytes = bytes;
+	e->waker_tid = st->waker_tid;
+	e->cat = st->off_cat;
+	__builtin_memcpy(e->waker_comm, st->waker_comm, sizeof(e->waker_comm));
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	__builtin_memcpy(&e->d, &st->d, sizeof(e->d));
+	bpf_ringbuf_submit(e, 0);
+}
+
+/* Bring the current thread's counters up to `now`. The thread is on CPU; if
+ * it was off CPU when last seen, close that wait first: blocked time goes to
+ * the category it blocked in, and the time from wake-up to running to runq.
+ * `exit_nr`/`bytes` name the syscall being exited, so a wait that ends in it
+ * reports how many bytes it moved. */
+static __always_inline void settle(struct thread_state *st, u64 in_ts, u64 now,
+				   s32 exit_nr, s64 bytes)
+{
+	if (st->off_ts) {
+		u64 blocked = 0, runq;
+		if (in_ts < st->off_ts)
+			in_ts = st->off_ts;
+		if (st->wake_ts >= st->off_ts && st->wake_ts <= in_ts)
+			blocked = st->wake_ts - st->off_ts;
+		runq = in_ts - st->off_ts - blocked;
+		if (st->off_cat < NCAT)
+			st->counters[st->off_cat & (NCAT - 1)] += blocked;
+		st->counters[CAT_RUNQ] += runq;
+		if (blocked >= segment_ns || (st->off_cat == CAT_RUNQ && runq >= segment_ns))
+			emit_segment(st, in_ts, now,
+				     (exit_nr >= 0 && exit_nr == st->d.sysnr) ? bytes : -1);
+		st->off_ts = 0;
+		st->wake_ts = 0;
+		st->on_ts = in_ts;
+	}
+	if (!st->on_ts)
+		st->on_ts = in_ts ? in_ts : now;
+	if (now > st->on_ts)
+		st->counters[CAT_CPU] += now - st->on_ts;
+	st->on_ts = now;
+}
+
+SEC("tp_btf/sched_switch")
+int BPF_PROG(on_switch, bool preempt, struct task_struct *prev, struct task_struct *next,
+	     unsigned int prev_state)
+{
+	u32 k = 0;
+	u64 now = bpf_ktime_get_ns();
+	u64 *sw = bpf_map_lookup_elem(&switch_ts, &k);
+	u64 in_ts;
+	struct thread_state *st;
+
+	if (!sw)
+		return 0;
+	in_ts = *sw;
+	*sw = now;
+
+	/* prev is current here: the cheap current-task filters apply. */
+	if (!watched())
+		return 0;
+	st = bpf_task_storage_get(&threads, prev, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!st)
+		return 0;
+	settle(st, in_ts, now, -1, -1);
+	st->on_ts = 0;
+	st->off_ts = now;
+	st->wake_ts = 0;
+	st->waker_tid = 0;
+	st->waker_comm[0] = 0;
+	if (preempt || prev_state == 0 /* TASK_RUNNING: yielded, still runnable */) {
+		st->off_cat = CAT_RUNQ;
+		st->d.sysnr = -1;
+		st->d.fd = -1;
+		st->d.fd_kind = FD_UNKNOWN;
+	} else {
+		st->off_cat = classify(prev, st);
+	}
+	return 0;
+}
+
+SEC("tp_btf/sched_waking")
+int BPF_PROG(on_waking, struct task_struct *p)
+{
+	/* Storage exists only for watched threads, so this lookup is the filter. */
+	struct thread_state *st = bpf_task_storage_get(&threads, p, 0, 0);
+	if (!st || !st->off_ts || st->wake_ts)
+		return 0;
+	st->wake_ts = bpf_ktime_get_ns();
+	/* In sched_waking current is the waker (unlike sched_wakeup). */
+	st->waker_tid = (u32)bpf_get_current_pid_tgid();
+	bpf_get_current_comm(st->waker_comm, sizeof(st->waker_comm));
+	return 0;
+}
+
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(on_exit, struct task_struct *p)
+{
+	struct close_event *e;
+	if (!watched() || !state(false))
+		return 0;
+	e = reserve(sizeof(*e), EV_EXIT);
+	if (!e)
+		return 0;
+	fill_hdr(&e->h, EV_EXIT, bpf_ktime_get_ns());
+	e->fd = -1;
+	e->_pad = 0;
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+/* ---- syscalls that carry request/response bytes ---- */
+
+struct sys_enter_ctx {
+	u64 _common;
+	s32 nr;
+	u32 _pad;
+	u64 args[6];
+};
+
+struct sys_exit_ctx {
+	u64 _common;
+	s32 nr;
+	u32 _pad;
+	s64 ret;
+};
+
+/* The kernel refuses to attach a tracepoint program that reads past the
+ * event's record, and each syscall's record holds only its own arguments;
+ * so there is one entry program per argument count, sharing this body. */
+static __always_inline int sys_enter(struct sys_enter_ctx *ctx, int nargs)
+{
+	struct thread_state *st;
+	s32 nr = ctx->nr;
+
+	if (!watched())
+		return 0;
+	if (nr == 3 /* close */) {
+		struct task_struct *task = bpf_get_current_task_btf();
+		struct close_event *e;
+		if (file_kind(fd_file(task, ctx->args[0])) != FD_SOCKET)
+			return 0;
+		e = reserve(sizeof(*e), EV_CLOSE);
+		if (!e)
+			return 0;
+		fill_hdr(&e->h, EV_CLOSE, bpf_ktime_get_ns());
+		e->fd = ctx->args[0];
+		e->_pad = 0;
+		bpf_ringbuf_submit(e, 0);
+		return 0;
+	}
+	st = state(true);
+	if (!st)
+		return 0;
+	st->sc_nr = nr;
+	st->sc_args[0] = ctx->args[0];
+	if (nargs > 1)
+		st->sc_args[1] = ctx->args[1];
+	if (nargs > 2)
+		st->sc_args[2] = ctx->args[2];
+	if (nargs > 3)
+		st->sc_args[3] = ctx->args[3];
+	if (nargs > 4)
+		st->sc_args[4] = ctx->args[4];
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_close")
+int on_sys_enter1(struct sys_enter_ctx *ctx) { return sys_enter(ctx, 1); }
+
+SEC("tracepoint/syscalls/sys_enter_read")
+int on_sys_enter3(struct sys_enter_ctx *ctx) { return sys_enter(ctx, 3); }
+
+SEC("tracepoint/syscalls/sys_enter_sendmmsg")
+int on_sys_enter4(struct sys_enter_ctx *ctx) { return sys_enter(ctx, 4); }
+
+SEC("tracepoint/syscalls/sys_enter_recvmmsg")
+int on_sys_enter5(struct sys_enter_ctx *ctx) { return sys_enter(ctx, 5); }
+
+SEC("tracepoint/syscalls/sys_enter_sendto")
+int on_sys_enter6(struct sys_enter_ctx *ctx) { return sys_enter(ctx, 6); }
+
+/* The user buffer holding the first bytes a data syscall moved, and its size. */
+static __always_inline u64 first_buf(s32 nr, u64 *args, u64 *len)
+{
+	struct iovec_abi iov = {};
+	u64 iovp = 0;
+
+	switch (nr) {
+	case NR_read: case NR_write: case NR_recvfrom: case NR_sendto:
+		*len = args[2];
+		return args[1];
+	case NR_readv: case NR_writev:
+		iovp = args[1];
+		break;
+	case NR_recvmsg: case NR_sendmsg: case NR_recvmmsg: case NR_sendmmsg: {
+		/* mmsghdr starts with a msghdr: the first message is enough. */
+		struct msghdr_abi m = {};
+		bpf_probe_read_user(&m, sizeof(m), (void *)args[1]);
+		iovp = m.msg_iov;
+		break;
+	}
+	default:
+		*len = 0;
+		return 0;
+	}
+	bpf_probe_read_user(&iov, sizeof(iov), (void *)iovp);
+	*len = iov.iov_len;
+	return iov.iov_base;
+}
+
+/* The peer sockaddr given to sendto/recvfrom or in msg_name, for
+ * unconnected datagram sockets (DNS over UDP). */
+static __always_inline void peer_addr(struct data_event *e, s32 nr, u64 *args)
+{
+	u64 addr = 0;
+	e->addr_len = 0;
+	if (nr == NR_sendto || nr == NR_recvfrom) {
+		addr = args[4];
+	} else if (nr == NR_sendmsg || nr == NR_recvmsg || nr == NR_sendmmsg || nr == NR_recvmmsg) {
+		struct msghdr_abi m = {};
+		bpf_probe_read_user(&m, sizeof(m), (void *)args[1]);
+		addr = m.msg_name;
+	}
+	/* sockaddr_in6 is the largest family we decode; the family field tells
+	 * user space how much of it is meaningful. */
+	if (addr && bpf_probe_read_user(e->addr, sizeof(e->addr), (void *)addr) == 0)
+		e->addr_len = sizeof(e->addr);
+}
+
+SEC("tracepoint/syscalls/sys_exit_read")
+int on_sys_exit(struct sys_exit_ctx *ctx)
+{
+	struct thread_state *st;
+	struct task_struct *task;
+	struct data_event *e;
+	struct file *f;
+	s32 nr = ctx->nr;
+	s64 ret = ctx->ret;
+	u64 now, buf, len = 0, n;
+	u8 dir;
+
+	if (!watched())
+		return 0;
+	st = state(false);
+	if (!st)
+		return 0;
+	now = bpf_ktime_get_ns();
+	settle(st, cpu_switch_ts(), now, nr, ret);
+	if (st->sc_nr != nr)
+		return 0;
+	st->sc_nr = -1;
+	if (ret < 0)
+		return 0;
+	dir = (nr == NR_write || nr == NR_writev || nr == NR_sendto || nr == NR_sendmsg ||
+	       nr == NR_sendmmsg || nr == NR_sendfile);
+	/* EOF matters only on reads: it ends a connection's last response. */
+	if (ret == 0 && dir)
+		return 0;
+	task = bpf_get_current_task_btf();
+	f = fd_file(task, st->sc_args[0]);
+	if (file_kind(f) != FD_SOCKET)
+		return 0;
+
+	e = reserve(sizeof(*e), EV_DATA);
+	if (!e)
+		return 0;
+	fill_hdr(&e->h, EV_DATA, now);
+	__builtin_memcpy(e->counters, st->counters, sizeof(e->counters));
+	e->ret = ret;
+	e->fd = st->sc_args[0];
+	e->sysnr = nr;
+	e->dir = dir;
+	e->_pad = 0;
+	e->_pad2 = 0;
+	__builtin_memset(&e->sock, 0, sizeof(e->sock));
+	read_sock(f, &e->sock);
+	peer_addr(e, nr, st->sc_args);
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	e->data_len = 0;
+	buf = first_buf(nr, st->sc_args, &len);
+	/* mmsg: ret counts messages, not bytes; the first iovec bounds it. */
+	n = (nr == NR_recvmmsg || nr == NR_sendmmsg) ? len : (u64)ret;
+	if (n > len)
+		n = len;
+	if (n > DATA_MAX)
+		n = DATA_MAX;
+	if (buf && n > 0) {
+		n &= (DATA_MAX - 1) | DATA_MAX;
+		if (n > DATA_MAX)
+			n = DATA_MAX;
+		if (bpf_probe_read_user(e->data, n, (void *)buf) == 0)
+			e->data_len = n;
+	}
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+/* Referenced so the event types reach BTF for bpf2go -type. */
+const struct data_event *_data_event __attribute__((unused));
+const struct segment_event *_segment_event __attribute__((unused));
+const struct close_event *_close_event __attribute__((unused));

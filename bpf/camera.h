@@ -1,0 +1,116 @@
+/* Shared definitions of tracecam's kernel programs: the event records that
+ * cross the ring buffer. Go bindings are generated from these (bpf2go -type),
+ * so the layouts below are the kernel/user-space contract. */
+#ifndef TRACECAM_CAMERA_H
+#define TRACECAM_CAMERA_H
+
+#define NCAT 8
+/* Category indices of the per-thread counters. User space maps them to the
+ * category names of DESIGN.md; "queue" is derived in user space. */
+enum cat {
+	CAT_CPU = 0,
+	CAT_RUNQ = 1,
+	CAT_NET = 2,
+	CAT_FILE = 3,
+	CAT_LOCK = 4,
+	CAT_EPOLL = 5,
+	CAT_SLEEP = 6,
+	CAT_OTHER = 7,
+};
+
+enum event_type {
+	EV_DATA = 1,    /* read/write of bytes on a socket */
+	EV_SEGMENT = 2, /* a wait longer than the segment threshold */
+	EV_CLOSE = 3,   /* close() of a socket fd */
+	EV_EXIT = 4,    /* a watched thread exited */
+	EV_TYPES = 5,
+};
+
+enum fd_kind {
+	FD_UNKNOWN = 0,
+	FD_SOCKET = 1,
+	FD_FILE = 2,
+	FD_PIPE = 3,
+	FD_CHAR = 4,
+	FD_BLOCK = 5,
+	FD_DIR = 6,
+	FD_ANON = 7,
+};
+
+#define DATA_MAX 512
+#define NAME_MAX_LEN 64
+
+struct event_hdr {
+	u8 type;
+	u8 flags;
+	u16 cpu;
+	u32 pid; /* tgid */
+	u32 tid;
+	u32 _pad;
+	u64 ts;       /* CLOCK_MONOTONIC ns */
+	u64 lost_seq; /* events lost so far (all CPUs) when this one was made */
+};
+
+/* Where a socket is connected: enough for peer address:port, both families. */
+struct sock_info {
+	u16 family;
+	u16 proto; /* IPPROTO_TCP / IPPROTO_UDP */
+	u16 lport; /* host order */
+	u16 rport; /* host order */
+	u8 laddr[16];
+	u8 raddr[16];
+};
+
+struct data_event {
+	struct event_hdr h;
+	u64 counters[NCAT]; /* the thread's cumulative category ns at ts */
+	s64 ret;            /* bytes the syscall moved (0 = EOF on read) */
+	s32 fd;
+	u16 sysnr;
+	u8 dir; /* 0 = in (read/recv), 1 = out (write/send) */
+	u8 _pad;
+	u16 data_len; /* captured bytes in data[] (<= DATA_MAX) */
+	u16 addr_len; /* captured sockaddr of sendto/recvfrom/msg_name */
+	u32 _pad2;
+	struct sock_info sock;
+	u8 addr[28];  /* sockaddr_in / sockaddr_in6 of unconnected datagrams */
+	char comm[16];
+	u8 data[DATA_MAX];
+};
+
+/* What a blocked thread was waiting in, captured at switch-out. */
+struct wait_detail {
+	s64 arg0; /* first syscall argument (fd, futex address, ...) */
+	s32 sysnr; /* -1 when not in a syscall (e.g. a page fault) */
+	s32 fd;   /* -1 when the syscall takes no fd */
+	u8 fd_kind;
+	u8 iowait;
+	u16 _pad;
+	u32 _pad2;
+	struct sock_info sock;
+	u64 ino;
+	char name[NAME_MAX_LEN];   /* file: last path component */
+	char parent[NAME_MAX_LEN]; /* file: its directory's name */
+};
+
+struct segment_event {
+	struct event_hdr h;
+	u64 start; /* went off CPU */
+	u64 wake;  /* woken (0: never slept, it was preempted) */
+	u64 run;   /* back on CPU */
+	s64 bytes; /* the blocking syscall's result when known, else -1 */
+	u32 waker_tid;
+	u8 cat;
+	u8 _pad[3];
+	char waker_comm[16];
+	char comm[16];
+	struct wait_detail d;
+};
+
+struct close_event {
+	struct event_hdr h;
+	s32 fd;
+	u32 _pad;
+};
+
+#endif

@@ -1,0 +1,161 @@
+/* Minimal kernel type definitions for tracecam's CO-RE programs.
+ *
+ * Only the fields the programs read are declared; preserve_access_index
+ * makes every access a CO-RE relocation resolved against the running
+ * kernel's BTF at load time, so one object runs on any kernel with BTF and
+ * the build needs no kernel headers (and no vmlinux.h dumped from the build
+ * host's kernel, which would make the generated object host-dependent).
+ */
+#ifndef TRACECAM_VMLINUX_MIN_H
+#define TRACECAM_VMLINUX_MIN_H
+
+typedef unsigned char __u8;
+typedef signed char __s8;
+typedef unsigned short __u16;
+typedef short __s16;
+typedef unsigned int __u32;
+typedef int __s32;
+typedef unsigned long long __u64;
+typedef long long __s64;
+typedef __u8 u8;
+typedef __u16 u16;
+typedef __u32 u32;
+typedef __u64 u64;
+typedef __s32 s32;
+typedef __s64 s64;
+typedef __u16 __be16;
+typedef __u32 __be32;
+typedef __u32 __wsum;
+typedef _Bool bool;
+#define true 1
+#define false 0
+
+enum bpf_map_type {
+	BPF_MAP_TYPE_ARRAY = 2,
+	BPF_MAP_TYPE_PERCPU_ARRAY = 6,
+	BPF_MAP_TYPE_RINGBUF = 27,
+	BPF_MAP_TYPE_TASK_STORAGE = 29,
+};
+
+enum {
+	BPF_F_NO_PREALLOC = (1U << 0),
+};
+
+enum {
+	BPF_LOCAL_STORAGE_GET_F_CREATE = (1ULL << 0),
+};
+
+#pragma clang attribute push(__attribute__((preserve_access_index)), apply_to = record)
+
+struct pt_regs {
+	unsigned long r15, r14, r13, r12, bp, bx, r11, r10, r9, r8, ax, cx, dx, si, di;
+	unsigned long orig_ax;
+	unsigned long ip, cs, flags, sp, ss;
+};
+
+struct qstr {
+	union {
+		struct {
+			u32 hash;
+			u32 len;
+		};
+		u64 hash_len;
+	};
+	const unsigned char *name;
+};
+
+struct dentry {
+	struct dentry *d_parent;
+	struct qstr d_name;
+};
+
+struct inode {
+	unsigned short i_mode;
+	unsigned long i_ino;
+};
+
+struct path {
+	void *mnt;
+	struct dentry *dentry;
+};
+
+struct file {
+	struct path f_path;
+	struct inode *f_inode;
+	void *private_data;
+};
+
+struct fdtable {
+	unsigned int max_fds;
+	struct file **fd;
+};
+
+struct files_struct {
+	struct fdtable *fdt;
+};
+
+struct in6_addr {
+	union {
+		u8 u6_addr8[16];
+		__be32 u6_addr32[4];
+	} in6_u;
+};
+
+struct sock_common {
+	union {
+		struct {
+			__be32 skc_daddr;
+			__be32 skc_rcv_saddr;
+		};
+	};
+	union {
+		struct {
+			__be16 skc_dport;
+			u16 skc_num;
+		};
+	};
+	unsigned short skc_family;
+	struct in6_addr skc_v6_daddr;
+	struct in6_addr skc_v6_rcv_saddr;
+};
+
+struct sock {
+	struct sock_common __sk_common;
+	u16 sk_protocol;
+	u16 sk_type;
+};
+
+struct socket {
+	short type;
+	struct sock *sk;
+};
+
+struct task_struct {
+	int pid;
+	int tgid;
+	char comm[16];
+	struct files_struct *files;
+	unsigned int in_iowait : 1;
+};
+
+#pragma clang attribute pop
+
+/* Not kernel structs the programs relocate against: user-space ABI. */
+struct iovec_abi {
+	u64 iov_base;
+	u64 iov_len;
+};
+
+struct msghdr_abi {
+	u64 msg_name;
+	s32 msg_namelen;
+	s32 pad0;
+	u64 msg_iov;
+	u64 msg_iovlen;
+	u64 msg_control;
+	u64 msg_controllen;
+	u32 msg_flags;
+	u32 pad1;
+};
+
+#endif

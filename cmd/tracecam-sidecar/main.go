@@ -1,0 +1,83 @@
+// Command tracecam-sidecar watches one cgroup (a pod) with eBPF and prints
+// or serves a profile of every request its threads serve.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/tracecam/tracecam/sidecar/agent"
+)
+
+// envDefault lets every flag be set from TRACECAM_<FLAG> (dashes become
+// underscores), so the webhook can configure the sidecar by environment.
+func envDefault(name, def string) string {
+	if v, ok := os.LookupEnv("TRACECAM_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))); ok {
+		return v
+	}
+	return def
+}
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "tracecam-sidecar:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	fs := flag.NewFlagSet("tracecam-sidecar", flag.ContinueOnError)
+	cg := fs.String("cgroup", envDefault("cgroup", ""), "cgroup v2 directory to watch (host path or path under the cgroup2 mount); default: the parent of this process's cgroup, i.e. the pod")
+	output := fs.String("output", envDefault("output", "none"), "print completed profiles on stdout: none, text or json (one object per line)")
+	httpAddr := fs.String("http-addr", envDefault("http-addr", ":7071"), "HTTP address for /healthz, /readyz, /v1/status, /metrics (empty: off)")
+	thrS := fs.String("segment-threshold", envDefault("segment-threshold", "1ms"), "waits at least this long become timeline segments")
+	storeS := fs.String("store-size", envDefault("store-size", "10000"), "profiles kept in memory (a ring)")
+	pod := fs.String("pod", envDefault("pod", os.Getenv("POD_NAME")), "pod name to label profiles with")
+	ns := fs.String("namespace", envDefault("namespace", os.Getenv("POD_NAMESPACE")), "pod namespace to label profiles with")
+	logLevel := fs.String("log-level", envDefault("log-level", "info"), "debug, info, warn or error")
+	if err := fs.Parse(os.Args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(*logLevel)); err != nil {
+		return fmt.Errorf("--log-level: %w", err)
+	}
+	// Logs go to stderr so stdout stays a clean profile stream for jq.
+	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl})))
+	switch *output {
+	case "none", "text", "json":
+	default:
+		return fmt.Errorf("--output must be none, text or json, not %q", *output)
+	}
+	thr, err := time.ParseDuration(*thrS)
+	if err != nil || thr <= 0 {
+		return fmt.Errorf("--segment-threshold %q: want a positive duration like 1ms", *thrS)
+	}
+	size, err := strconv.Atoi(*storeS)
+	if err != nil || size <= 0 {
+		return fmt.Errorf("--store-size %q: want a positive integer", *storeS)
+	}
+
+	a, err := agent.Start(agent.Config{
+		Cgroup: *cg, Output: *output, HTTPAddr: *httpAddr, SegmentThreshold: thr,
+		StoreSize: size, Pod: *pod, Namespace: *ns,
+	})
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	return a.Run(ctx)
+}

@@ -1,0 +1,653 @@
+package assemble
+
+import (
+	"fmt"
+	"net/netip"
+	"path"
+	"sort"
+	"time"
+
+	"github.com/tracecam/tracecam/sidecar/diagnose"
+	"github.com/tracecam/tracecam/sidecar/dnsmsg"
+	"github.com/tracecam/tracecam/sidecar/event"
+	"github.com/tracecam/tracecam/sidecar/httpparse"
+	"github.com/tracecam/tracecam/sidecar/profile"
+	"github.com/tracecam/tracecam/sidecar/tracectx"
+)
+
+// Config tunes the assembler.
+type Config struct {
+	Pod, Namespace, Container string
+	// WallClock converts a CLOCK_MONOTONIC ns timestamp to wall time.
+	WallClock func(mono uint64) time.Time
+	// IdleEnd ends a response of unknown length this long after its last
+	// write (default 2 s).
+	IdleEnd time.Duration
+	// StaleRequest drops a request with no response after this long
+	// (default 5 min).
+	StaleRequest time.Duration
+	// MaxConns bounds tracked connections (default 65536); MaxSegments
+	// bounds the waits kept per thread (default 256).
+	MaxConns, MaxSegments int
+	// FileName resolves a file segment's full path (pid, fd, inode); nil or
+	// "" falls back to the kernel's parent/name.
+	FileName func(pid uint32, fd int32, ino uint64) string
+}
+
+// Counters are the assembler's own tallies, exposed on /v1/status.
+type Counters struct {
+	Events        uint64
+	Profiles      uint64
+	Partial       uint64
+	DroppedStale  uint64 // requests dropped for having no response
+	DroppedConns  uint64 // connections evicted past MaxConns
+	DroppedSegs   uint64 // segments evicted past MaxSegments
+	ParseErrors   uint64 // request/response heads that did not parse
+	Incomplete    uint64 // connections that ended before a response
+	DecodeErrors  uint64 // set by the caller
+	CrossThread   uint64 // responses written by another thread than the reader
+	Generated     uint64 // requests without a trace header
+	DNSQueries    uint64
+	ThreadsActive int
+	ConnsActive   int
+}
+
+type connKey struct {
+	pid uint32
+	fd  int32
+}
+
+type request struct {
+	tid      uint32
+	comm     string
+	start    uint64
+	startCnt [event.NumCategories]uint64
+	lostSeq  uint64
+	head     httpparse.RequestHead
+	parseErr bool
+	reqBytes int64
+	// queueNS is time this (pipelined) request waited for the previous one.
+	queueNS int64
+
+	respStarted bool
+	resp        httpparse.ResponseHead
+	respHeadOK  bool
+	respBody    int64
+	respBytes   int64
+	lastTS      uint64
+	lastCnt     [event.NumCategories]uint64
+	lastTID     uint32
+	lastLost    uint64
+
+	dns   []*dnsQuery
+	peers map[string]*profile.NetworkPeer
+}
+
+type dnsQuery struct {
+	id     uint16
+	name   string
+	qtype  string
+	server string
+	ts     uint64
+	rcode  string
+	done   uint64
+}
+
+type conn struct {
+	key     connKey
+	sock    event.Sock
+	cur     *request
+	pending []*request // pipelined requests read before cur was answered
+	lastTS  uint64
+}
+
+type thread struct {
+	segs []*event.Segment
+	// serving is the request this thread is working on, for attributing its
+	// outbound traffic and DNS lookups.
+	serving *request
+}
+
+// Assembler holds per-connection and per-thread state.
+type Assembler struct {
+	cfg     Config
+	emit    func(*profile.Profile)
+	conns   map[connKey]*conn
+	threads map[uint32]*thread
+	now     uint64
+	c       Counters
+}
+
+// New makes an assembler that hands each completed profile to emit.
+func New(cfg Config, emit func(*profile.Profile)) *Assembler {
+	if cfg.IdleEnd <= 0 {
+		cfg.IdleEnd = 2 * time.Second
+	}
+	if cfg.StaleRequest <= 0 {
+		cfg.StaleRequest = 5 * time.Minute
+	}
+	if cfg.MaxConns <= 0 {
+		cfg.MaxConns = 65536
+	}
+	if cfg.MaxSegments <= 0 {
+		cfg.MaxSegments = 256
+	}
+	if cfg.WallClock == nil {
+		cfg.WallClock = func(uint64) time.Time { return time.Time{} }
+	}
+	return &Assembler{cfg: cfg, emit: emit, conns: map[connKey]*conn{}, threads: map[uint32]*thread{}}
+}
+
+// Counters returns the tallies so far.
+func (a *Assembler) Counters() Counters {
+	c := a.c
+	c.ThreadsActive = len(a.threads)
+	c.ConnsActive = len(a.conns)
+	return c
+}
+
+// CountDecodeError records a record that could not be decoded.
+func (a *Assembler) CountDecodeError() { a.c.DecodeErrors++ }
+
+// Handle consumes one decoded event.
+func (a *Assembler) Handle(ev any) {
+	a.c.Events++
+	switch e := ev.(type) {
+	case *event.Data:
+		a.advance(e.TS)
+		a.onData(e)
+	case *event.Segment:
+		a.advance(e.TS)
+		a.onSegment(e)
+	case *event.Close:
+		a.advance(e.TS)
+		a.endConn(connKey{e.PID, e.FD}, "connection closed before the response")
+	case *event.Exit:
+		a.advance(e.TS)
+		a.onExit(e)
+	}
+}
+
+func (a *Assembler) advance(ts uint64) {
+	if ts > a.now {
+		a.now = ts
+	}
+}
+
+func (a *Assembler) thread(tid uint32) *thread {
+	t := a.threads[tid]
+	if t == nil {
+		t = &thread{}
+		a.threads[tid] = t
+	}
+	return t
+}
+
+func (a *Assembler) onSegment(s *event.Segment) {
+	if (s.FDKind == event.FDFile || s.FDKind == event.FDBlock) && s.Path == "" && a.cfg.FileName != nil && s.FD >= 0 {
+		// Resolve now: the fd may be closed by the time the request ends.
+		s.Path = a.cfg.FileName(s.PID, s.FD, s.Inode)
+	}
+	t := a.thread(s.TID)
+	if len(t.segs) >= a.cfg.MaxSegments {
+		// Oldest first out: a request only needs waits since it started.
+		n := copy(t.segs, t.segs[1:])
+		t.segs = t.segs[:n]
+		a.c.DroppedSegs++
+	}
+	t.segs = append(t.segs, s)
+}
+
+func (a *Assembler) onExit(e *event.Exit) {
+	delete(a.threads, e.TID)
+	if e.TID != e.PID {
+		return
+	}
+	for k := range a.conns {
+		if k.pid == e.PID {
+			a.endConn(k, "process exited before the response")
+		}
+	}
+}
+
+func (a *Assembler) onData(d *event.Data) {
+	key := connKey{d.PID, d.FD}
+	c := a.conns[key]
+	if c == nil {
+		if len(a.conns) >= a.cfg.MaxConns {
+			a.evictOldestConn()
+		}
+		c = &conn{key: key}
+		a.conns[key] = c
+	}
+	c.sock = d.Sock
+	c.lastTS = d.TS
+
+	if !d.Out {
+		if d.Ret == 0 { // EOF from the peer
+			a.endConn(key, "client closed before the response")
+			return
+		}
+		if httpparse.LooksLikeRequest(d.Bytes) {
+			for i, b := range httpparse.SplitPipelined(d.Bytes) {
+				a.startRequest(c, d, b, i > 0)
+			}
+			return
+		}
+		if c.cur != nil && !c.cur.respStarted && c.cur.tid == d.TID {
+			c.cur.reqBytes += d.Ret // request body
+			return
+		}
+	} else if c.cur != nil {
+		a.onResponseWrite(c, d)
+		return
+	}
+	a.onOutbound(d)
+}
+
+func (a *Assembler) startRequest(c *conn, d *event.Data, b []byte, pipelined bool) {
+	r := &request{
+		tid: d.TID, comm: d.Comm, start: d.TS, startCnt: d.Counters, lostSeq: d.LostSeq,
+		peers: map[string]*profile.NetworkPeer{},
+	}
+	head, err := httpparse.ParseRequestHead(b)
+	if err != nil {
+		a.c.ParseErrors++
+		r.parseErr = true
+	}
+	r.head = head
+	r.reqBytes = int64(len(b))
+	if !pipelined {
+		r.reqBytes = d.Ret
+	}
+	if c.cur == nil {
+		c.cur = r
+		a.thread(d.TID).serving = r
+		return
+	}
+	if c.cur.respStarted && !pipelined {
+		// A new request on a keep-alive connection ends the previous response.
+		a.finish(c, "")
+		if c.cur == nil {
+			c.cur = r
+			a.thread(d.TID).serving = r
+			return
+		}
+	}
+	c.pending = append(c.pending, r)
+}
+
+func (a *Assembler) onResponseWrite(c *conn, d *event.Data) {
+	r := c.cur
+	if !r.respStarted {
+		if !httpparse.LooksLikeResponse(d.Bytes) {
+			// Bytes before a status line: not an HTTP response we understand
+			// (e.g. a protocol upgrade); treat as response bytes regardless.
+			r.respStarted = true
+		} else {
+			resp, err := httpparse.ParseResponseHead(d.Bytes)
+			if err != nil {
+				a.c.ParseErrors++
+			}
+			r.resp = resp
+			r.respStarted = true
+			r.respHeadOK = err == nil && resp.HeadComplete
+			if r.respHeadOK {
+				r.respBody = d.Ret - int64(resp.HeadLen)
+			}
+		}
+	} else if r.respHeadOK {
+		r.respBody += d.Ret
+	}
+	r.respBytes += d.Ret
+	r.lastTS, r.lastCnt, r.lastTID, r.lastLost = d.TS, d.Counters, d.TID, d.LostSeq
+	if r.respHeadOK {
+		cl, chunked := r.resp.ContentLength, r.resp.Chunked
+		if httpparse.NoBody(r.head.Method, r.resp.StatusCode) {
+			cl, chunked = 0, false
+		}
+		if (cl >= 0 && !chunked) || chunked {
+			if httpparse.BodyComplete(cl, chunked, r.respBody, d.Bytes) {
+				a.finish(c, "")
+			}
+		}
+	}
+}
+
+// onOutbound attributes traffic that is not part of a served request's
+// client connection to whatever request the thread is serving: downstream
+// calls and DNS lookups.
+func (a *Assembler) onOutbound(d *event.Data) {
+	t := a.threads[d.TID]
+	if t == nil || t.serving == nil {
+		return
+	}
+	r := t.serving
+	peer := d.Sock.Remote
+	if d.Datagram.IsValid() && d.Datagram.Port() != 0 {
+		peer = d.Datagram
+	}
+	if peer.Port() == 53 && (d.Sock.Proto == 17 || d.Sock.Proto == 6) && len(d.Bytes) > 0 {
+		a.onDNS(r, d, peer)
+	}
+	if !peer.IsValid() || d.Ret <= 0 {
+		return
+	}
+	key := peer.String()
+	p := r.peers[key]
+	if p == nil {
+		p = &profile.NetworkPeer{Peer: key, Protocol: d.Sock.Protocol(), StartOffsetNS: int64(d.TS - r.start)}
+		r.peers[key] = p
+	}
+	if d.Out {
+		if p.BytesReceived > 0 || p.Calls == 0 {
+			p.Calls++ // a new exchange starts with a send after a receive
+		}
+		p.BytesSent += d.Ret
+	} else {
+		p.BytesReceived += d.Ret
+	}
+}
+
+func (a *Assembler) onDNS(r *request, d *event.Data, server netip.AddrPort) {
+	parse := dnsmsg.Parse
+	if d.Sock.Proto == 6 {
+		parse = dnsmsg.ParseTCP
+	}
+	m, err := parse(d.Bytes)
+	if err != nil || len(m.Questions) == 0 {
+		return
+	}
+	q := m.Questions[0]
+	if d.Out && !m.Response {
+		a.c.DNSQueries++
+		r.dns = append(r.dns, &dnsQuery{
+			id: m.ID, name: q.Name, qtype: dnsmsg.TypeString(q.Type), server: server.String(), ts: d.TS,
+		})
+		return
+	}
+	if !m.Response {
+		return
+	}
+	for _, dq := range r.dns {
+		if dq.id == m.ID && dq.done == 0 && dq.name == q.Name {
+			dq.done, dq.rcode = d.TS, dnsmsg.RcodeString(m.Rcode)
+			return
+		}
+	}
+	// A response whose query we did not see (e.g. the second message of a
+	// sendmmsg): the lookup started no later than the first query.
+	start := d.TS
+	if len(r.dns) > 0 {
+		start = r.dns[0].ts
+	}
+	r.dns = append(r.dns, &dnsQuery{id: m.ID, name: q.Name, qtype: dnsmsg.TypeString(q.Type),
+		server: server.String(), ts: start, done: d.TS, rcode: dnsmsg.RcodeString(m.Rcode)})
+}
+
+// endConn finishes the connection's request (if its response started) and
+// forgets the connection.
+func (a *Assembler) endConn(k connKey, why string) {
+	c := a.conns[k]
+	if c == nil {
+		return
+	}
+	for c.cur != nil {
+		if !c.cur.respStarted {
+			a.c.Incomplete++
+			a.release(c.cur)
+			break
+		}
+		a.finish(c, "")
+	}
+	delete(a.conns, k)
+}
+
+func (a *Assembler) release(r *request) {
+	if t := a.threads[r.tid]; t != nil && t.serving == r {
+		t.serving = nil
+	}
+}
+
+func (a *Assembler) evictOldestConn() {
+	var oldest *conn
+	for _, c := range a.conns {
+		if oldest == nil || c.lastTS < oldest.lastTS {
+			oldest = c
+		}
+	}
+	if oldest != nil {
+		a.c.DroppedConns++
+		a.endConn(oldest.key, "evicted")
+	}
+}
+
+// Flush ends responses idle past IdleEnd and drops stale requests, as of the
+// monotonic time now. Call it periodically.
+func (a *Assembler) Flush(now uint64) {
+	a.advance(now)
+	idle := uint64(a.cfg.IdleEnd.Nanoseconds())
+	stale := uint64(a.cfg.StaleRequest.Nanoseconds())
+	for k, c := range a.conns {
+		if c.cur == nil {
+			if a.now-c.lastTS > stale {
+				delete(a.conns, k)
+			}
+			continue
+		}
+		switch {
+		case c.cur.respStarted && a.now-c.cur.lastTS > idle:
+			a.finish(c, "")
+		case !c.cur.respStarted && a.now-c.cur.start > stale:
+			a.c.DroppedStale++
+			a.release(c.cur)
+			c.cur = nil
+			delete(a.conns, k)
+		}
+	}
+	// Segments older than any request that could still want them.
+	for _, t := range a.threads {
+		keep := t.segs[:0]
+		for _, s := range t.segs {
+			if a.now-s.Run < stale {
+				keep = append(keep, s)
+			}
+		}
+		t.segs = keep
+	}
+}
+
+// finish completes c.cur, emits its profile and promotes the next
+// pipelined request.
+func (a *Assembler) finish(c *conn, partialWhy string) {
+	r := c.cur
+	c.cur = nil
+	a.release(r)
+	p := a.build(c, r, partialWhy)
+	a.c.Profiles++
+	if p.Partial {
+		a.c.Partial++
+	}
+	a.emit(p)
+	if len(c.pending) > 0 {
+		next := c.pending[0]
+		c.pending = c.pending[1:]
+		// It was read together with r but could only be served after it:
+		// that wait is queue time, and its breakdown starts where r's ended.
+		if r.lastTS > next.start && r.lastTID == next.tid {
+			next.queueNS = int64(r.lastTS - next.start)
+			next.startCnt = r.lastCnt
+		}
+		c.cur = next
+		a.thread(next.tid).serving = next
+	}
+}
+
+func (a *Assembler) build(c *conn, r *request, partialWhy string) *profile.Profile {
+	end := r.lastTS
+	if end < r.start {
+		end = r.start
+	}
+	p := &profile.Profile{
+		Pod: a.cfg.Pod, Namespace: a.cfg.Namespace, Container: a.cfg.Container,
+		PID: c.key.pid, TID: r.tid, ThreadName: r.comm,
+		Method: r.head.Method, Path: r.head.Path, Host: r.head.Host,
+		StatusCode:   r.resp.StatusCode,
+		StartTime:    a.cfg.WallClock(r.start),
+		DurationNS:   int64(end - r.start),
+		RequestBytes: r.reqBytes, ResponseBytes: r.respBytes,
+		Breakdown: map[profile.Category]int64{},
+		Timeline:  []profile.Segment{},
+		DNS:       []profile.DNSQuery{},
+		Network:   []profile.NetworkPeer{},
+	}
+	if c.sock.Remote.IsValid() {
+		p.Client = c.sock.Remote.String()
+	}
+	if c.sock.Local.IsValid() {
+		p.Server = c.sock.Local.String()
+	}
+	if r.parseErr {
+		p.Method, p.Path = "?", "?"
+		partialWhy = join(partialWhy, "request head did not parse")
+	}
+
+	tc, ok := tracectx.FromHeaders(r.head.Headers)
+	if !ok {
+		tc = tracectx.Generate()
+		a.c.Generated++
+	}
+	p.TraceID, p.ParentSpanID, p.TraceSource, p.TraceIDGenerated = tc.TraceID, tc.SpanID, tc.Source, tc.Generated
+	p.SpanID = tracectx.NewSpanID()
+
+	// Breakdown: exact difference of the serving thread's counters.
+	if r.lastTID == r.tid {
+		for i := 0; i < event.NumCategories; i++ {
+			if d := int64(r.lastCnt[i] - r.startCnt[i]); d > 0 && r.lastCnt[i] >= r.startCnt[i] {
+				p.Breakdown[kernelCategory[i]] += d
+			}
+		}
+		if r.queueNS > 0 {
+			p.Breakdown[profile.Queue] += r.queueNS
+		}
+	} else {
+		a.c.CrossThread++
+		p.Breakdown[profile.Other] = p.DurationNS
+		partialWhy = join(partialWhy, fmt.Sprintf("response written by thread %d, request read by thread %d", r.lastTID, r.tid))
+	}
+	if r.lastLost != r.lostSeq {
+		partialWhy = join(partialWhy, fmt.Sprintf("%d kernel events lost during the request", r.lastLost-r.lostSeq))
+	}
+	if !r.respHeadOK && r.respStarted && r.resp.StatusCode == 0 {
+		partialWhy = join(partialWhy, "response head not seen")
+	}
+
+	a.addTimeline(p, r, end)
+	a.addNetwork(p, r, end)
+	if partialWhy != "" {
+		p.Partial, p.PartialReason = true, partialWhy
+	}
+	p.Diagnosis = diagnose.Diagnose(p)
+	return p
+}
+
+var kernelCategory = [event.NumCategories]profile.Category{
+	event.CatCPU: profile.CPU, event.CatRunq: profile.Runq, event.CatNet: profile.Net,
+	event.CatFile: profile.File, event.CatLock: profile.Lock, event.CatEpoll: profile.Epoll,
+	event.CatSleep: profile.Sleep, event.CatOther: profile.Other,
+}
+
+func (a *Assembler) addTimeline(p *profile.Profile, r *request, end uint64) {
+	t := a.threads[r.tid]
+	if t == nil {
+		return
+	}
+	for _, s := range t.segs {
+		blockedEnd := s.Wake
+		cat := kernelCategory[s.Category&7]
+		if s.Wake == 0 || s.Wake < s.Start || s.Wake > s.Run {
+			blockedEnd = s.Run // preempted: the whole wait was runnable
+			cat = profile.Runq
+		}
+		if s.Run <= r.start || s.Start >= end {
+			continue
+		}
+		start, stop := max(s.Start, r.start), min(blockedEnd, end)
+		seg := profile.Segment{
+			Category:      cat,
+			StartOffsetNS: int64(start - r.start),
+			Syscall:       event.SyscallName(s.Syscall),
+			FDKind:        s.FDKind.String(),
+			Bytes:         max(s.Bytes, 0),
+		}
+		if stop > start {
+			seg.DurationNS = int64(stop - start)
+		}
+		if cat != profile.Runq {
+			seg.RunqNS = int64(min(s.Run, end) - max(blockedEnd, start))
+		}
+		if s.FD >= 0 && s.FDKind != event.FDUnknown {
+			seg.FD = s.FD
+		}
+		switch s.FDKind {
+		case event.FDSocket:
+			if s.Sock.Remote.IsValid() && s.Sock.Remote.Port() != 0 {
+				seg.Peer = s.Sock.Remote.String()
+			}
+		case event.FDFile, event.FDBlock:
+			seg.File = a.fileName(s)
+		}
+		if cat == profile.Lock || s.WakerTID != 0 && cat != profile.Runq {
+			seg.WakerTID, seg.WakerName = s.WakerTID, s.WakerComm
+		}
+		if seg.Syscall == "" && cat == profile.File {
+			seg.Detail = "page fault / I/O wait"
+		}
+		if s.Syscall == 202 {
+			seg.Detail = fmt.Sprintf("futex 0x%x", uint64(s.Arg0))
+		}
+		p.Timeline = append(p.Timeline, seg)
+	}
+	sort.SliceStable(p.Timeline, func(i, j int) bool { return p.Timeline[i].StartOffsetNS < p.Timeline[j].StartOffsetNS })
+}
+
+func (a *Assembler) fileName(s *event.Segment) string {
+	if s.Path != "" {
+		return s.Path
+	}
+	if s.Parent != "" && s.Parent != "/" {
+		return path.Join(".../"+s.Parent, s.Name)
+	}
+	return s.Name
+}
+
+func (a *Assembler) addNetwork(p *profile.Profile, r *request, end uint64) {
+	for _, q := range r.dns {
+		dq := profile.DNSQuery{Name: q.name, Type: q.qtype, Rcode: q.rcode, Server: q.server,
+			StartOffsetNS: int64(q.ts - r.start), Answered: q.done != 0}
+		if q.done != 0 {
+			dq.LatencyNS = int64(q.done - q.ts)
+		} else {
+			dq.LatencyNS = int64(end - q.ts)
+			dq.Rcode = "NO_ANSWER"
+		}
+		p.DNS = append(p.DNS, dq)
+	}
+	for _, peer := range r.peers {
+		np := *peer
+		for _, s := range p.Timeline {
+			if s.Peer == np.Peer {
+				np.WaitNS += s.DurationNS
+			}
+		}
+		p.Network = append(p.Network, np)
+	}
+	sort.Slice(p.Network, func(i, j int) bool { return p.Network[i].StartOffsetNS < p.Network[j].StartOffsetNS })
+}
+
+func join(a, b string) string {
+	if a == "" {
+		return b
+	}
+	return a + "; " + b
+}

@@ -1,0 +1,242 @@
+package capture
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+	"github.com/cilium/ebpf/ringbuf"
+	"github.com/cilium/ebpf/rlimit"
+	"golang.org/x/sys/unix"
+
+	"github.com/tracecam/tracecam/bpf"
+	"github.com/tracecam/tracecam/sidecar/cgroup"
+)
+
+// Config says what to watch.
+type Config struct {
+	Target cgroup.Target
+	// Self, when non-zero, is a cgroup below Target never to watch: the
+	// sidecar's own container.
+	SelfCgroupID uint64
+	// SelfPID is never watched (the sidecar process itself).
+	SelfPID          int
+	SegmentThreshold time.Duration
+}
+
+// DataSyscalls are the syscalls whose bytes or lifetime matter, with their
+// argument count: they carry request/response bytes on sockets
+// (read/write/send/recv families) or end a connection (close). Each is a
+// separate tracepoint, so a process outside the pod pays only for these
+// syscalls, not for every syscall.
+var DataSyscalls = []struct {
+	Name  string
+	NArgs int
+}{
+	{"read", 3}, {"write", 3}, {"readv", 3}, {"writev", 3},
+	{"recvfrom", 6}, {"sendto", 6}, {"recvmsg", 3}, {"sendmsg", 3},
+	{"recvmmsg", 5}, {"sendmmsg", 4}, {"sendfile64", 4}, {"close", 1},
+}
+
+// Camera is the loaded and attached set of programs.
+type Camera struct {
+	objs   bpf.CameraObjects
+	links  []link.Link
+	reader *ringbuf.Reader
+	probes []string
+
+	closeOnce sync.Once
+}
+
+// Check reports, in one line, what this host lacks to run the camera.
+func Check() error {
+	if _, err := os.Stat("/sys/kernel/btf/vmlinux"); err != nil {
+		return fmt.Errorf("kernel BTF missing (/sys/kernel/btf/vmlinux): tracecam needs a kernel built with CONFIG_DEBUG_INFO_BTF=y: %w", err)
+	}
+	var caps unix.CapUserData
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err == nil {
+		caps = data[0]
+		has := func(c uint) bool {
+			if c < 32 {
+				return data[0].Effective&(1<<c) != 0
+			}
+			return data[1].Effective&(1<<(c-32)) != 0
+		}
+		if !has(unix.CAP_SYS_ADMIN) && !(has(unix.CAP_BPF) && has(unix.CAP_PERFMON)) {
+			return errors.New("missing capabilities: tracecam needs CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN) to load its eBPF programs")
+		}
+	}
+	_ = caps
+	return nil
+}
+
+// Open loads and attaches the programs.
+func Open(cfg Config) (*Camera, error) {
+	if err := Check(); err != nil {
+		return nil, err
+	}
+	if err := rlimit.RemoveMemlock(); err != nil {
+		return nil, fmt.Errorf("raising memlock limit: %w", err)
+	}
+	if err := ensureTracefs(); err != nil {
+		return nil, err
+	}
+	spec, err := bpf.LoadCamera()
+	if err != nil {
+		return nil, fmt.Errorf("reading bpf object: %w", err)
+	}
+	thr := cfg.SegmentThreshold
+	if thr <= 0 {
+		thr = time.Millisecond
+	}
+	sets := map[string]any{
+		"target_cgid":  cfg.Target.ID,
+		"target_level": uint32(cfg.Target.Level),
+		"self_cgid":    cfg.SelfCgroupID,
+		"self_tgid":    uint32(cfg.SelfPID),
+		"segment_ns":   uint64(thr.Nanoseconds()),
+	}
+	for name, v := range sets {
+		vs, ok := spec.Variables[name]
+		if !ok {
+			return nil, fmt.Errorf("bpf object has no variable %s", name)
+		}
+		if err := vs.Set(v); err != nil {
+			return nil, fmt.Errorf("setting %s: %w", name, err)
+		}
+	}
+	c := &Camera{}
+	if err := spec.LoadAndAssign(&c.objs, nil); err != nil {
+		var ve *ebpf.VerifierError
+		if errors.As(err, &ve) {
+			return nil, fmt.Errorf("loading bpf programs (verifier): %+v", ve)
+		}
+		return nil, fmt.Errorf("loading bpf programs: %w", err)
+	}
+	if err := c.attach(); err != nil {
+		c.Close()
+		return nil, err
+	}
+	rd, err := ringbuf.NewReader(c.objs.Events)
+	if err != nil {
+		c.Close()
+		return nil, fmt.Errorf("opening ring buffer: %w", err)
+	}
+	c.reader = rd
+	return c, nil
+}
+
+func (c *Camera) attach() error {
+	btf := []struct {
+		prog *ebpf.Program
+		name string
+	}{
+		{c.objs.OnSwitch, "sched_switch"},
+		{c.objs.OnWaking, "sched_waking"},
+		{c.objs.OnExit, "sched_process_exit"},
+	}
+	for _, p := range btf {
+		l, err := link.AttachTracing(link.TracingOptions{Program: p.prog})
+		if err != nil {
+			return fmt.Errorf("attaching %s: %w", p.name, err)
+		}
+		c.links = append(c.links, l)
+		c.probes = append(c.probes, "tp_btf/"+p.name)
+	}
+	for _, sc := range DataSyscalls {
+		enter := map[int]*ebpf.Program{
+			1: c.objs.OnSysEnter1, 3: c.objs.OnSysEnter3, 4: c.objs.OnSysEnter4,
+			5: c.objs.OnSysEnter5, 6: c.objs.OnSysEnter6,
+		}[sc.NArgs]
+		for _, dir := range []string{"enter", "exit"} {
+			prog := enter
+			if dir == "exit" {
+				prog = c.objs.OnSysExit
+			}
+			name := "sys_" + dir + "_" + sc.Name
+			l, err := link.Tracepoint("syscalls", name, prog, nil)
+			if err != nil {
+				return fmt.Errorf("attaching tracepoint syscalls/%s: %w", name, err)
+			}
+			c.links = append(c.links, l)
+			c.probes = append(c.probes, "tracepoint/syscalls/"+name)
+		}
+	}
+	return nil
+}
+
+// ensureTracefs mounts tracefs when the host has not: per-syscall
+// tracepoints are looked up there.
+func ensureTracefs() error {
+	for _, p := range []string{"/sys/kernel/tracing/events", "/sys/kernel/debug/tracing/events"} {
+		if _, err := os.Stat(p); err == nil {
+			return nil
+		}
+	}
+	if err := unix.Mount("nodev", "/sys/kernel/tracing", "tracefs", 0, ""); err != nil {
+		return fmt.Errorf("tracefs is not mounted and mounting it at /sys/kernel/tracing failed: %w", err)
+	}
+	slog.Info("mounted tracefs", "path", "/sys/kernel/tracing")
+	return nil
+}
+
+// Probes lists what is attached, for logs and /v1/status.
+func (c *Camera) Probes() []string { return append([]string(nil), c.probes...) }
+
+// Read blocks for the next raw event. The returned slice is only valid until
+// the next call. It returns ringbuf.ErrClosed (wrapped) after Close.
+func (c *Camera) Read(rec *ringbuf.Record) error {
+	return c.reader.ReadInto(rec)
+}
+
+// SetDeadline makes Read return os.ErrDeadlineExceeded at t, so a reader can
+// flush idle state periodically.
+func (c *Camera) SetDeadline(t time.Time) { c.reader.SetDeadline(t) }
+
+// Stats are the kernel-side event counters, summed over CPUs.
+type Stats struct {
+	Sent [5]uint64 // by event type (index = type)
+	Lost [5]uint64
+}
+
+// Stats reads the counters.
+func (c *Camera) Stats() (Stats, error) {
+	var s Stats
+	for i := uint32(0); i < 10; i++ {
+		var per []uint64
+		if err := c.objs.Stats.Lookup(i, &per); err != nil {
+			return s, fmt.Errorf("reading stats slot %d: %w", i, err)
+		}
+		var sum uint64
+		for _, v := range per {
+			sum += v
+		}
+		if i < 5 {
+			s.Sent[i] = sum
+		} else {
+			s.Lost[i-5] = sum
+		}
+	}
+	return s, nil
+}
+
+// Close detaches everything and frees the maps.
+func (c *Camera) Close() error {
+	c.closeOnce.Do(func() {
+		if c.reader != nil {
+			c.reader.Close()
+		}
+		for _, l := range c.links {
+			l.Close()
+		}
+		c.objs.Close()
+	})
+	return nil
+}

@@ -1,0 +1,314 @@
+package event
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/netip"
+	"unsafe"
+
+	"github.com/tracecam/tracecam/bpf"
+)
+
+// Type is the kind of a kernel record (enum event_type in camera.h).
+type Type uint8
+
+// Record types.
+const (
+	TypeData    Type = 1
+	TypeSegment Type = 2
+	TypeClose   Type = 3
+	TypeExit    Type = 4
+)
+
+// NumCategories is the number of kernel-side counters (NCAT).
+const NumCategories = 8
+
+// Kernel counter indices (enum cat in camera.h).
+const (
+	CatCPU = iota
+	CatRunq
+	CatNet
+	CatFile
+	CatLock
+	CatEpoll
+	CatSleep
+	CatOther
+)
+
+// FDKind says what an fd refers to (enum fd_kind).
+type FDKind uint8
+
+// FD kinds.
+const (
+	FDUnknown FDKind = iota
+	FDSocket
+	FDFile
+	FDPipe
+	FDChar
+	FDBlock
+	FDDir
+	FDAnon
+)
+
+func (k FDKind) String() string {
+	switch k {
+	case FDSocket:
+		return "socket"
+	case FDFile:
+		return "file"
+	case FDPipe:
+		return "pipe"
+	case FDChar:
+		return "char"
+	case FDBlock:
+		return "block"
+	case FDDir:
+		return "dir"
+	case FDAnon:
+		return "anon"
+	}
+	return ""
+}
+
+// Header is common to every record.
+type Header struct {
+	Type    Type
+	CPU     uint16
+	PID     uint32 // process (tgid)
+	TID     uint32 // thread
+	TS      uint64 // CLOCK_MONOTONIC ns
+	LostSeq uint64 // records lost so far when this one was made
+}
+
+// Sock is a socket's endpoints.
+type Sock struct {
+	Family uint16
+	Proto  uint16 // 6 tcp, 17 udp
+	Local  netip.AddrPort
+	Remote netip.AddrPort
+}
+
+// Protocol names the transport.
+func (s Sock) Protocol() string {
+	switch s.Proto {
+	case 6:
+		return "tcp"
+	case 17:
+		return "udp"
+	}
+	if s.Family == 1 {
+		return "unix"
+	}
+	return ""
+}
+
+// Data is a read or write of bytes on a socket by a watched thread.
+type Data struct {
+	Header
+	Counters [NumCategories]uint64
+	Ret      int64 // bytes moved; 0 = EOF on a read
+	FD       int32
+	Syscall  uint16
+	Out      bool // written (response/outbound) rather than read
+	Sock     Sock
+	// Datagram is the sendto/recvfrom/msg_name address, for unconnected
+	// datagram sockets; invalid when absent.
+	Datagram netip.AddrPort
+	Comm     string
+	// Bytes are the first bytes moved (at most 512); they alias the record.
+	Bytes []byte
+}
+
+// Segment is one wait longer than the threshold.
+type Segment struct {
+	Header
+	Start, Wake, Run uint64 // off CPU, woken (0 = preempted), back on CPU
+	Bytes            int64  // the blocking syscall's result, -1 unknown
+	Category         int
+	WakerTID         uint32
+	WakerComm        string
+	Comm             string
+	Syscall          int32 // -1 when not in a syscall
+	Arg0             int64
+	FD               int32
+	FDKind           FDKind
+	IOWait           bool
+	Sock             Sock
+	Inode            uint64
+	Name, Parent     string // file: last path component and its directory
+	// Path is the file's full path when user space could resolve it
+	// (filled by the agent from /proc while the fd is likely still open).
+	Path string
+}
+
+// Close is a close() of a socket fd.
+type Close struct {
+	Header
+	FD int32
+}
+
+// Exit is the exit of a watched thread (TID == PID: the process's main thread).
+type Exit struct{ Header }
+
+// ErrShort is returned for a record shorter than its type's layout.
+var ErrShort = errors.New("record too short")
+
+// Decode turns one ring-buffer record into *Data, *Segment, *Close or *Exit.
+// Bytes of a returned Data alias raw: copy them to keep them past the next read.
+func Decode(raw []byte) (any, error) {
+	if len(raw) < int(unsafe.Sizeof(bpf.CameraEventHdr{})) {
+		return nil, fmt.Errorf("decoding record of %d bytes: %w", len(raw), ErrShort)
+	}
+	switch Type(raw[0]) {
+	case TypeData:
+		var r bpf.CameraDataEvent
+		if err := load(raw, &r); err != nil {
+			return nil, err
+		}
+		d := &Data{
+			Header:   header(r.H),
+			Counters: r.Counters,
+			Ret:      r.Ret,
+			FD:       r.Fd,
+			Syscall:  r.Sysnr,
+			Out:      r.Dir == 1,
+			Sock:     sock(r.Sock),
+			Comm:     cstr(r.Comm[:]),
+		}
+		if r.AddrLen > 0 {
+			d.Datagram = sockaddr(r.Addr[:])
+		}
+		n := int(r.DataLen)
+		if n > len(r.Data) {
+			n = len(r.Data)
+		}
+		off := int(unsafe.Offsetof(r.Data))
+		d.Bytes = raw[off : off+n]
+		return d, nil
+	case TypeSegment:
+		var r bpf.CameraSegmentEvent
+		if err := load(raw, &r); err != nil {
+			return nil, err
+		}
+		return &Segment{
+			Header:    header(r.H),
+			Start:     r.Start,
+			Wake:      r.Wake,
+			Run:       r.Run,
+			Bytes:     r.Bytes,
+			Category:  int(r.Cat),
+			WakerTID:  r.WakerTid,
+			WakerComm: cstr(r.WakerComm[:]),
+			Comm:      cstr(r.Comm[:]),
+			Syscall:   r.D.Sysnr,
+			Arg0:      r.D.Arg0,
+			FD:        r.D.Fd,
+			FDKind:    FDKind(r.D.FdKind),
+			IOWait:    r.D.Iowait != 0,
+			Sock:      sock(r.D.Sock),
+			Inode:     r.D.Ino,
+			Name:      cstr(r.D.Name[:]),
+			Parent:    cstr(r.D.Parent[:]),
+		}, nil
+	case TypeClose:
+		var r bpf.CameraCloseEvent
+		if err := load(raw, &r); err != nil {
+			return nil, err
+		}
+		return &Close{Header: header(r.H), FD: r.Fd}, nil
+	case TypeExit:
+		var r bpf.CameraCloseEvent
+		if err := load(raw, &r); err != nil {
+			return nil, err
+		}
+		return &Exit{Header: header(r.H)}, nil
+	}
+	return nil, fmt.Errorf("decoding record: unknown type %d", raw[0])
+}
+
+// load copies raw into the fixed layout v (little-endian, as the object is
+// built for bpfel), after checking the length.
+func load[T any](raw []byte, v *T) error {
+	size := int(unsafe.Sizeof(*v))
+	if len(raw) < size {
+		return fmt.Errorf("decoding type %d record: %d of %d bytes: %w", raw[0], len(raw), size, ErrShort)
+	}
+	copy(unsafe.Slice((*byte)(unsafe.Pointer(v)), size), raw[:size])
+	return nil
+}
+
+func header(h bpf.CameraEventHdr) Header {
+	return Header{Type: Type(h.Type), CPU: h.Cpu, PID: h.Pid, TID: h.Tid, TS: h.Ts, LostSeq: h.LostSeq}
+}
+
+func sock(s bpf.CameraSockInfo) Sock {
+	out := Sock{Family: s.Family, Proto: s.Proto}
+	switch s.Family {
+	case 2:
+		out.Local = netip.AddrPortFrom(netip.AddrFrom4([4]byte(s.Laddr[:4])), s.Lport)
+		out.Remote = netip.AddrPortFrom(netip.AddrFrom4([4]byte(s.Raddr[:4])), s.Rport)
+	case 10:
+		out.Local = netip.AddrPortFrom(netip.AddrFrom16(s.Laddr).Unmap(), s.Lport)
+		out.Remote = netip.AddrPortFrom(netip.AddrFrom16(s.Raddr).Unmap(), s.Rport)
+	}
+	return out
+}
+
+// sockaddr decodes a struct sockaddr_in / sockaddr_in6 (family in host
+// order, port in network order).
+func sockaddr(b []byte) netip.AddrPort {
+	if len(b) < 8 {
+		return netip.AddrPort{}
+	}
+	port := binary.BigEndian.Uint16(b[2:4])
+	switch binary.LittleEndian.Uint16(b[0:2]) {
+	case 2:
+		return netip.AddrPortFrom(netip.AddrFrom4([4]byte(b[4:8])), port)
+	case 10:
+		if len(b) >= 24 {
+			return netip.AddrPortFrom(netip.AddrFrom16([16]byte(b[8:24])).Unmap(), port)
+		}
+	}
+	return netip.AddrPort{}
+}
+
+func cstr[T int8 | uint8](b []T) string {
+	buf := make([]byte, 0, len(b))
+	for _, c := range b {
+		if c == 0 {
+			break
+		}
+		buf = append(buf, byte(c))
+	}
+	return string(bytes.ToValidUTF8(buf, []byte("?")))
+}
+
+// SyscallName names an x86_64 syscall number for segment details.
+func SyscallName(nr int32) string {
+	if n, ok := syscallNames[nr]; ok {
+		return n
+	}
+	if nr < 0 {
+		return ""
+	}
+	return fmt.Sprintf("syscall_%d", nr)
+}
+
+var syscallNames = map[int32]string{
+	0: "read", 1: "write", 3: "close", 7: "poll", 17: "pread64", 18: "pwrite64",
+	19: "readv", 20: "writev", 23: "select", 34: "pause", 35: "nanosleep",
+	40: "sendfile", 42: "connect", 43: "accept", 44: "sendto", 45: "recvfrom",
+	46: "sendmsg", 47: "recvmsg", 61: "wait4", 73: "flock", 74: "fsync",
+	75: "fdatasync", 77: "ftruncate", 162: "sync", 202: "futex",
+	208: "io_getevents", 230: "clock_nanosleep", 232: "epoll_wait",
+	257: "openat", 270: "pselect6", 271: "ppoll", 275: "splice",
+	277: "sync_file_range", 281: "epoll_pwait", 285: "fallocate",
+	288: "accept4", 295: "preadv", 296: "pwritev", 299: "recvmmsg",
+	306: "syncfs", 307: "sendmmsg", 327: "preadv2", 328: "pwritev2",
+	426: "io_uring_enter", 441: "epoll_pwait2", 449: "futex_waitv",
+	56: "clone", 59: "execve", 2: "open", 4: "stat", 5: "fstat", 9: "mmap",
+	13: "rt_sigaction", 14: "rt_sigprocmask", 16: "ioctl", 24: "sched_yield",
+	72: "fcntl", 128: "rt_sigtimedwait", 247: "waitid", 435: "clone3",
+}

@@ -1,0 +1,145 @@
+package profile
+
+import "time"
+
+// Category is where a slice of a serving thread's wall-clock time went.
+type Category string
+
+// The breakdown categories (contract: DESIGN.md "Categories").
+const (
+	CPU   Category = "cpu"   // on CPU, user or kernel
+	Runq  Category = "runq"  // runnable, waiting for a CPU
+	Net   Category = "net"   // blocked in socket I/O or connect
+	File  Category = "file"  // blocked in file/storage I/O, fsync
+	Lock  Category = "lock"  // blocked in futex / lock wait
+	Epoll Category = "epoll" // idle in epoll/poll/select
+	Sleep Category = "sleep" // in a sleep syscall
+	Queue Category = "queue" // request waited before a worker picked it up
+	Other Category = "other" // any other off-CPU time
+)
+
+// Categories lists every category in display order.
+var Categories = []Category{CPU, Runq, Net, File, Lock, Epoll, Sleep, Queue, Other}
+
+// Cause is the diagnosed root cause of a slow request.
+type Cause string
+
+// Diagnosis causes (contract: DESIGN.md).
+const (
+	CauseCPU       Cause = "cpu"
+	CauseRunq      Cause = "runq"
+	CauseNet       Cause = "net"
+	CauseDNS       Cause = "dns"
+	CauseTCPWindow Cause = "tcp_window"
+	CauseFile      Cause = "file"
+	CauseLock      Cause = "lock"
+	CauseGC        Cause = "gc"
+	CauseQueue     Cause = "queue"
+	CauseSleep     Cause = "sleep"
+	CauseUnknown   Cause = "unknown"
+)
+
+// Profile is one request served by the pod: where its time went and why.
+type Profile struct {
+	TraceID string `json:"trace_id"`
+	SpanID  string `json:"span_id"`
+	// ParentSpanID is the caller's span from the incoming trace header.
+	ParentSpanID string `json:"parent_span_id,omitempty"`
+	// TraceIDGenerated is true when the request carried no trace header and
+	// tracecam made the ID up.
+	TraceIDGenerated bool `json:"trace_id_generated,omitempty"`
+	// TraceSource names the header the trace ID came from (traceparent, b3, ...).
+	TraceSource string `json:"trace_source,omitempty"`
+
+	Pod       string `json:"pod,omitempty"`
+	Namespace string `json:"namespace,omitempty"`
+	Container string `json:"container,omitempty"`
+
+	PID        uint32 `json:"pid"`
+	TID        uint32 `json:"tid"`
+	ThreadName string `json:"thread_name"`
+
+	Method     string `json:"method"`
+	Path       string `json:"path"`
+	Host       string `json:"host,omitempty"`
+	StatusCode int    `json:"status_code"`
+	// Client is the remote address:port of the connection the request came on.
+	Client string `json:"client,omitempty"`
+	// Server is the local address:port the request was served on.
+	Server string `json:"server,omitempty"`
+
+	StartTime  time.Time `json:"start_time"`
+	DurationNS int64     `json:"duration_ns"`
+	// RequestBytes and ResponseBytes count payload seen on the socket.
+	RequestBytes  int64 `json:"request_bytes"`
+	ResponseBytes int64 `json:"response_bytes"`
+
+	// Breakdown maps a category to nanoseconds; it sums to DurationNS.
+	Breakdown map[Category]int64 `json:"breakdown"`
+	Timeline  []Segment          `json:"timeline"`
+	DNS       []DNSQuery         `json:"dns"`
+	Network   []NetworkPeer      `json:"network"`
+	Diagnosis Diagnosis          `json:"diagnosis"`
+
+	// Partial is true when the capture lost events during the request, or
+	// the request could not be observed whole; PartialReason says why.
+	Partial       bool   `json:"partial"`
+	PartialReason string `json:"partial_reason,omitempty"`
+}
+
+// Segment is one wait of the serving thread longer than the segment
+// threshold, with what it waited for.
+type Segment struct {
+	Category Category `json:"category"`
+	// StartOffsetNS is the segment's start relative to the profile start.
+	StartOffsetNS int64 `json:"start_offset_ns"`
+	DurationNS    int64 `json:"duration_ns"`
+	// RunqNS is the time after the wake-up until the thread ran again; it is
+	// counted under runq in the breakdown, not in DurationNS.
+	RunqNS  int64  `json:"runq_ns,omitempty"`
+	Syscall string `json:"syscall,omitempty"`
+	// FDKind is socket, file, pipe, ... for fd-based syscalls.
+	FDKind string `json:"fd_kind,omitempty"`
+	FD     int32  `json:"fd,omitempty"`
+	Peer   string `json:"peer,omitempty"` // address:port for sockets
+	File   string `json:"file,omitempty"` // path for files
+	Bytes  int64  `json:"bytes,omitempty"`
+	// WakerTID and WakerName name the thread that woke the waiter (lock
+	// holder for futex waits).
+	WakerTID  uint32 `json:"waker_tid,omitempty"`
+	WakerName string `json:"waker_name,omitempty"`
+	Detail    string `json:"detail,omitempty"`
+}
+
+// DNSQuery is one DNS lookup made while serving the request.
+type DNSQuery struct {
+	Name          string `json:"name"`
+	Type          string `json:"type"`
+	Rcode         string `json:"rcode"`
+	Server        string `json:"server"`
+	StartOffsetNS int64  `json:"start_offset_ns"`
+	LatencyNS     int64  `json:"latency_ns"`
+	// Answered is false when no response was seen before the request ended.
+	Answered bool `json:"answered"`
+}
+
+// NetworkPeer summarises the traffic the serving thread exchanged with one
+// peer (other than the client) while serving the request.
+type NetworkPeer struct {
+	Peer     string `json:"peer"`
+	Protocol string `json:"protocol"` // tcp or udp
+	BytesSent     int64 `json:"bytes_sent"`
+	BytesReceived int64 `json:"bytes_received"`
+	// WaitNS is the time the thread was blocked on this peer (sum of its net
+	// segments), the latency this peer added to the request.
+	WaitNS        int64 `json:"wait_ns"`
+	StartOffsetNS int64 `json:"start_offset_ns"`
+	Calls         int   `json:"calls"`
+}
+
+// Diagnosis is the likely root cause and the facts that point to it.
+type Diagnosis struct {
+	Cause    Cause    `json:"cause"`
+	Summary  string   `json:"summary"`
+	Evidence []string `json:"evidence"`
+}
