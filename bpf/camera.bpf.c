@@ -43,11 +43,19 @@ struct thread_state {
 	u64 off_ts;  /* off CPU since (0: on CPU) */
 	u64 wake_ts; /* woken at, while off CPU */
 	u32 waker_tid;
+	u32 waker_tgid;
 	u8 off_cat;
-	u8 has_detail;
-	u16 _pad;
+	u8 _pad[3];
 	char waker_comm[16];
 	struct wait_detail d;
+	/* the run of same-kind short waits being coalesced into a segment */
+	u64 agg_start, agg_wake, agg_blocked, agg_runq;
+	s64 agg_bytes;
+	s64 agg_arg;
+	s32 agg_sys;
+	u32 agg_n;
+	u8 agg_cat;
+	u8 _pad3[7];
 	/* the data syscall in flight: arguments saved at enter for exit */
 	u64 sc_args[5];
 	s32 sc_nr;
@@ -276,6 +284,7 @@ static __always_inline u8 classify(struct task_struct *task, struct thread_state
 	d->fd = -1;
 	d->fd_kind = FD_UNKNOWN;
 	d->iowait = BPF_CORE_READ_BITFIELD_PROBED(task, in_iowait);
+	d->timed = 0;
 	d->ino = 0;
 	d->name[0] = 0;
 	d->parent[0] = 0;
@@ -284,6 +293,12 @@ static __always_inline u8 classify(struct task_struct *task, struct thread_state
 	if (nr < 0)
 		return d->iowait ? CAT_FILE : CAT_OTHER;
 	cat = syscall_cat(nr);
+	if (nr == NR_futex) {
+		/* FUTEX_WAIT, _WAIT_BITSET, _WAIT_REQUEUE_PI with a timeout
+		 * (r10 = 4th arg): how JVM Thread.sleep and timed waits look. */
+		u32 cmd = BPF_CORE_READ(regs, si) & 127;
+		d->timed = (cmd == 0 || cmd == 9 || cmd == 11) && BPF_CORE_READ(regs, r10) != 0;
+	}
 	if (takes_fd(nr)) {
 		struct file *f = fd_file(task, d->arg0);
 		d->fd = d->arg0;
@@ -308,23 +323,55 @@ static __always_inline u8 classify(struct task_struct *task, struct thread_state
 
 /* ---- accounting ---- */
 
-static __always_inline void emit_segment(struct thread_state *st, u64 in_ts, u64 now,
-					 s64 bytes)
+static __always_inline void emit_segment(struct thread_state *st, u64 in_ts, u64 now)
 {
 	struct segment_event *e = reserve(sizeof(*e), EV_SEGMENT);
 	if (!e)
 		return;
 	fill_hdr(&e->h, EV_SEGMENT, now);
-	e->start = st->off_ts;
-	e->wake = st->wake_ts;
+	e->start = st->agg_start;
+	e->wake = st->agg_wake;
 	e->run = in_ts;
-	e->bytes = bytes;
+	e->blocked_ns = st->agg_blocked;
+	e->runq_ns = st->agg_runq;
+	e->bytes = st->agg_bytes;
+	e->count = st->agg_n;
 	e->waker_tid = st->waker_tid;
-	e->cat = st->off_cat;
+	e->cat = st->agg_cat;
 	__builtin_memcpy(e->waker_comm, st->waker_comm, sizeof(e->waker_comm));
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
 	__builtin_memcpy(&e->d, &st->d, sizeof(e->d));
 	bpf_ringbuf_submit(e, 0);
+}
+
+/* Add a finished wait to the run of same-kind waits; emit the run once its
+ * waiting time reaches the threshold. A wait of another kind starts a new
+ * run, dropping a shorter-than-threshold one. */
+static __always_inline void add_wait(struct thread_state *st, u8 cat, u64 wait, u64 runq,
+				     u64 wake, u64 in_ts, u64 now, s64 bytes)
+{
+	if (st->agg_n && (st->agg_cat != cat || st->agg_sys != st->d.sysnr ||
+			  st->agg_arg != st->d.arg0))
+		st->agg_n = 0;
+	if (!st->agg_n) {
+		st->agg_start = st->off_ts;
+		st->agg_blocked = 0;
+		st->agg_runq = 0;
+		st->agg_bytes = -1;
+		st->agg_cat = cat;
+		st->agg_sys = st->d.sysnr;
+		st->agg_arg = st->d.arg0;
+	}
+	st->agg_n++;
+	st->agg_blocked += wait;
+	st->agg_runq += runq;
+	st->agg_wake = wake;
+	if (bytes >= 0)
+		st->agg_bytes = st->agg_bytes < 0 ? bytes : st->agg_bytes + bytes;
+	if (st->agg_blocked >= segment_ns) {
+		emit_segment(st, in_ts, now);
+		st->agg_n = 0;
+	}
 }
 
 /* Bring the current thread's counters up to `now`. The thread is on CPU; if
@@ -342,12 +389,20 @@ static __always_inline void settle(struct thread_state *st, u64 in_ts, u64 now,
 		if (st->wake_ts >= st->off_ts && st->wake_ts <= in_ts)
 			blocked = st->wake_ts - st->off_ts;
 		runq = in_ts - st->off_ts - blocked;
+		/* A timed futex wait ended by something outside the process (the
+		 * timer, from whatever task its interrupt hit) expired: nobody
+		 * released a lock, the thread slept (e.g. JVM Thread.sleep). */
+		if (st->off_cat == CAT_LOCK && st->d.timed &&
+		    st->waker_tgid != (u32)(bpf_get_current_pid_tgid() >> 32))
+			st->off_cat = CAT_SLEEP;
 		if (st->off_cat < NCAT)
 			st->counters[st->off_cat & (NCAT - 1)] += blocked;
 		st->counters[CAT_RUNQ] += runq;
-		if (blocked >= segment_ns || (st->off_cat == CAT_RUNQ && runq >= segment_ns))
-			emit_segment(st, in_ts, now,
-				     (exit_nr >= 0 && exit_nr == st->d.sysnr) ? bytes : -1);
+		if (st->off_cat == CAT_RUNQ)
+			add_wait(st, CAT_RUNQ, runq, 0, 0, in_ts, now, -1);
+		else if (blocked)
+			add_wait(st, st->off_cat, blocked, runq, st->wake_ts, in_ts, now,
+				 (exit_nr >= 0 && exit_nr == st->d.sysnr) ? bytes : -1);
 		st->off_ts = 0;
 		st->wake_ts = 0;
 		st->on_ts = in_ts;
@@ -385,10 +440,12 @@ int BPF_PROG(on_switch, bool preempt, struct task_struct *prev, struct task_stru
 	st->off_ts = now;
 	st->wake_ts = 0;
 	st->waker_tid = 0;
+	st->waker_tgid = 0;
 	st->waker_comm[0] = 0;
 	if (preempt || prev_state == 0 /* TASK_RUNNING: yielded, still runnable */) {
 		st->off_cat = CAT_RUNQ;
 		st->d.sysnr = -1;
+		st->d.arg0 = 0;
 		st->d.fd = -1;
 		st->d.fd_kind = FD_UNKNOWN;
 	} else {
@@ -407,6 +464,7 @@ int BPF_PROG(on_waking, struct task_struct *p)
 	st->wake_ts = bpf_ktime_get_ns();
 	/* In sched_waking current is the waker (unlike sched_wakeup). */
 	st->waker_tid = (u32)bpf_get_current_pid_tgid();
+	st->waker_tgid = bpf_get_current_pid_tgid() >> 32;
 	bpf_get_current_comm(st->waker_comm, sizeof(st->waker_comm));
 	return 0;
 }
@@ -580,6 +638,9 @@ int on_sys_exit(struct sys_exit_ctx *ctx)
 	if (file_kind(f) != FD_SOCKET)
 		return 0;
 
+	/* Socket bytes mark request boundaries: a run of short waits must not
+	 * straddle two requests. */
+	st->agg_n = 0;
 	e = reserve(sizeof(*e), EV_DATA);
 	if (!e)
 		return 0;

@@ -85,7 +85,8 @@ struct wait_detail {
 	s32 fd;   /* -1 when the syscall takes no fd */
 	u8 fd_kind;
 	u8 iowait;
-	u16 _pad;
+	u8 timed; /* futex wait with a timeout: may end by expiry, not release */
+	u8 _pad;
 	u32 _pad2;
 	struct sock_info sock;
 	u64 ino;
@@ -93,12 +94,19 @@ struct wait_detail {
 	char parent[NAME_MAX_LEN]; /* file: its directory's name */
 };
 
+/* One wait longer than the threshold, or a run of consecutive shorter
+ * waits of the same kind (same category, syscall and fd/futex) whose blocked
+ * time adds up past it: 20 fsyncs of 0.4 ms are one "fsync x20, 8 ms"
+ * segment rather than nothing. */
 struct segment_event {
 	struct event_hdr h;
-	u64 start; /* went off CPU */
-	u64 wake;  /* woken (0: never slept, it was preempted) */
-	u64 run;   /* back on CPU */
+	u64 start;      /* first wait went off CPU */
+	u64 wake;       /* last wait woken (0: it was preempted) */
+	u64 run;        /* back on CPU after the last wait */
+	u64 blocked_ns; /* time blocked (for runq segments: time runnable) */
+	u64 runq_ns;    /* time from wake-ups to running again */
 	s64 bytes; /* the blocking syscall's result when known, else -1 */
+	u32 count; /* waits coalesced */
 	u32 waker_tid;
 	u8 cat;
 	u8 _pad[3];

@@ -57,12 +57,16 @@ type CameraSegmentEvent struct {
 	Start     uint64
 	Wake      uint64
 	Run       uint64
+	BlockedNs uint64
+	RunqNs    uint64
 	Bytes     int64
+	Count     uint32
 	WakerTid  uint32
 	Cat       uint8
 	Pad       [3]uint8
 	WakerComm [16]int8
 	Comm      [16]int8
+	_         [4]byte
 	D         CameraWaitDetail
 }
 
@@ -77,20 +81,31 @@ type CameraSockInfo struct {
 }
 
 type CameraThreadState struct {
-	_         structs.HostLayout
-	Counters  [8]uint64
-	OnTs      uint64
-	OffTs     uint64
-	WakeTs    uint64
-	WakerTid  uint32
-	OffCat    uint8
-	HasDetail uint8
-	Pad       uint16
-	WakerComm [16]int8
-	D         CameraWaitDetail
-	ScArgs    [5]uint64
-	ScNr      int32
-	Pad2      uint32
+	_          structs.HostLayout
+	Counters   [8]uint64
+	OnTs       uint64
+	OffTs      uint64
+	WakeTs     uint64
+	WakerTid   uint32
+	WakerTgid  uint32
+	OffCat     uint8
+	Pad        [3]uint8
+	WakerComm  [16]int8
+	_          [4]byte
+	D          CameraWaitDetail
+	AggStart   uint64
+	AggWake    uint64
+	AggBlocked uint64
+	AggRunq    uint64
+	AggBytes   int64
+	AggArg     int64
+	AggSys     int32
+	AggN       uint32
+	AggCat     uint8
+	Pad3       [7]uint8
+	ScArgs     [5]uint64
+	ScNr       int32
+	Pad2       uint32
 }
 
 type CameraWaitDetail struct {
@@ -100,7 +115,8 @@ type CameraWaitDetail struct {
 	Fd     int32
 	FdKind uint8
 	Iowait uint8
-	Pad    uint16
+	Timed  uint8
+	Pad    uint8
 	Pad2   uint32
 	Sock   CameraSockInfo
 	Ino    uint64

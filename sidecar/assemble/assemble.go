@@ -563,28 +563,30 @@ func (a *Assembler) addTimeline(p *profile.Profile, r *request, end uint64) {
 		return
 	}
 	for _, s := range t.segs {
-		blockedEnd := s.Wake
-		cat := kernelCategory[s.Category&7]
-		if s.Wake == 0 || s.Wake < s.Start || s.Wake > s.Run {
-			blockedEnd = s.Run // preempted: the whole wait was runnable
-			cat = profile.Runq
-		}
 		if s.Run <= r.start || s.Start >= end {
 			continue
 		}
-		start, stop := max(s.Start, r.start), min(blockedEnd, end)
+		cat := kernelCategory[s.Category&7]
+		// The segment spans [Start, Run]; its waiting time is BlockedNS.
+		// A segment straddling the request start only counts the part inside.
+		blocked := int64(s.BlockedNS)
+		span := int64(s.Run - s.Start)
+		if s.Start < r.start && span > 0 {
+			blocked = blocked * int64(s.Run-r.start) / span
+		}
 		seg := profile.Segment{
 			Category:      cat,
-			StartOffsetNS: int64(start - r.start),
+			StartOffsetNS: int64(max(s.Start, r.start) - r.start),
+			DurationNS:    blocked,
 			Syscall:       event.SyscallName(s.Syscall),
 			FDKind:        s.FDKind.String(),
 			Bytes:         max(s.Bytes, 0),
 		}
-		if stop > start {
-			seg.DurationNS = int64(stop - start)
+		if s.Count > 1 {
+			seg.Count = int(s.Count)
 		}
 		if cat != profile.Runq {
-			seg.RunqNS = int64(min(s.Run, end) - max(blockedEnd, start))
+			seg.RunqNS = int64(s.RunqNS)
 		}
 		if s.FD >= 0 && s.FDKind != event.FDUnknown {
 			seg.FD = s.FD
@@ -605,6 +607,10 @@ func (a *Assembler) addTimeline(p *profile.Profile, r *request, end uint64) {
 		}
 		if s.Syscall == 202 {
 			seg.Detail = fmt.Sprintf("futex 0x%x", uint64(s.Arg0))
+			if cat == profile.Sleep {
+				seg.Detail = "timed futex wait expired (a sleep, e.g. JVM Thread.sleep)"
+				seg.WakerTID, seg.WakerName = 0, ""
+			}
 		}
 		p.Timeline = append(p.Timeline, seg)
 	}

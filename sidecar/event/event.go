@@ -124,8 +124,13 @@ type Data struct {
 // Segment is one wait longer than the threshold.
 type Segment struct {
 	Header
-	Start, Wake, Run uint64 // off CPU, woken (0 = preempted), back on CPU
-	Bytes            int64  // the blocking syscall's result, -1 unknown
+	// Start is when the first coalesced wait went off CPU, Wake when the
+	// last was woken (0: preempted), Run when the thread ran again.
+	Start, Wake, Run uint64
+	BlockedNS        uint64 // time waiting (runnable time for runq segments)
+	RunqNS           uint64 // time from wake-ups to running again
+	Count            uint32 // consecutive same-kind waits coalesced
+	Bytes            int64  // the blocking syscalls' results, -1 unknown
 	Category         int
 	WakerTID         uint32
 	WakerComm        string
@@ -135,9 +140,12 @@ type Segment struct {
 	FD               int32
 	FDKind           FDKind
 	IOWait           bool
-	Sock             Sock
-	Inode            uint64
-	Name, Parent     string // file: last path component and its directory
+	// Timed is a futex wait with a timeout (the kernel counts it as sleep
+	// when it ended by expiry rather than by another thread of the process).
+	Timed        bool
+	Sock         Sock
+	Inode        uint64
+	Name, Parent string // file: last path component and its directory
 	// Path is the file's full path when user space could resolve it
 	// (filled by the agent from /proc while the fd is likely still open).
 	Path string
@@ -197,6 +205,9 @@ func Decode(raw []byte) (any, error) {
 			Start:     r.Start,
 			Wake:      r.Wake,
 			Run:       r.Run,
+			BlockedNS: r.BlockedNs,
+			RunqNS:    r.RunqNs,
+			Count:     r.Count,
 			Bytes:     r.Bytes,
 			Category:  int(r.Cat),
 			WakerTID:  r.WakerTid,
@@ -207,6 +218,7 @@ func Decode(raw []byte) (any, error) {
 			FD:        r.D.Fd,
 			FDKind:    FDKind(r.D.FdKind),
 			IOWait:    r.D.Iowait != 0,
+			Timed:     r.D.Timed != 0,
 			Sock:      sock(r.D.Sock),
 			Inode:     r.D.Ino,
 			Name:      cstr(r.D.Name[:]),

@@ -1,0 +1,133 @@
+// Command bench measures tracecam's overhead side by side in one run:
+//
+//  1. nginx throughput and latency without vs with the sidecar watching
+//     nginx's cgroup, plus what the sidecar itself costs (CPU, memory) and
+//     whether it saw every request (profiles vs requests);
+//  2. the "node tax": syscall cost for processes OUTSIDE the watched cgroup
+//     while the probes are attached (they run for every process on the node
+//     and must bail out early);
+//  3. the "pod tax": the same loops INSIDE the watched cgroup.
+//
+// The machine is small and noisy, so trials alternate without/with
+// (A,B,A,B,...) and the report uses medians: a noisy stretch then hurts
+// both sides instead of one.
+//
+// Run as root from the module root (make bench does):
+//
+//	go run ./e2e/bench -duration 10s -trials 3 -out bench.md
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+)
+
+type config struct {
+	duration time.Duration // wrk duration of one throughput trial
+	trials   int           // trials per side (without, with)
+	out      string        // also write the markdown report here
+	sidecar  string        // prebuilt sidecar binary; "" = build from source
+}
+
+func main() {
+	cfg, err := parseFlags(os.Args[1:])
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return
+		}
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(2)
+	}
+	// Ctrl-C / SIGTERM cancel ctx; run then unwinds and the cleaner kills
+	// every child and removes every cgroup before we exit.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	cl := &cleaner{}
+	err = run(ctx, cfg, cl)
+	cl.run()
+	interrupted := ctx.Err() != nil
+	stop()
+	if err != nil {
+		if interrupted {
+			err = fmt.Errorf("interrupted: %w", err)
+		}
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func parseFlags(args []string) (config, error) {
+	var cfg config
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.DurationVar(&cfg.duration, "duration", 10*time.Second, "wrk duration of each throughput trial")
+	fs.IntVar(&cfg.trials, "trials", 3, "trials per side; sides alternate without/with")
+	fs.StringVar(&cfg.out, "out", "", "also write the markdown report to this file")
+	fs.StringVar(&cfg.sidecar, "sidecar", "", "prebuilt tracecam-sidecar binary (default: go build ./cmd/tracecam-sidecar into a temp dir)")
+	if err := fs.Parse(args); err != nil {
+		return cfg, err
+	}
+	if fs.NArg() > 0 {
+		return cfg, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	if cfg.duration < time.Second {
+		return cfg, fmt.Errorf("-duration %s: want at least 1s (wrk counts whole seconds)", cfg.duration)
+	}
+	if cfg.trials < 1 {
+		return cfg, fmt.Errorf("-trials %d: want at least 1", cfg.trials)
+	}
+	return cfg, nil
+}
+
+func run(ctx context.Context, cfg config, cl *cleaner) error {
+	if err := checkPrereqs(cfg); err != nil {
+		return err
+	}
+	host, err := describeHost(ctx)
+	if err != nil {
+		return err
+	}
+	work, err := os.MkdirTemp("", "tracecam-bench-")
+	if err != nil {
+		return fmt.Errorf("creating work dir: %w", err)
+	}
+	cl.add(func() { os.RemoveAll(work) })
+
+	tools, err := buildTools(ctx, cfg, work)
+	if err != nil {
+		return err
+	}
+	cgs, err := createCgroups(cl)
+	if err != nil {
+		return err
+	}
+	logf("host: %s", host)
+
+	tp, err := runThroughput(ctx, cl, cfg, tools, cgs.nginx, work)
+	if err != nil {
+		return fmt.Errorf("throughput benchmark: %w", err)
+	}
+	tax, err := runSyscallTax(ctx, cl, cfg, tools, cgs.pod)
+	if err != nil {
+		return fmt.Errorf("syscall tax benchmark: %w", err)
+	}
+
+	report := renderReport(host, cfg, tp, tax)
+	fmt.Print(report)
+	if cfg.out != "" {
+		if err := os.WriteFile(cfg.out, []byte(report), 0o644); err != nil {
+			return fmt.Errorf("writing report: %w", err)
+		}
+		logf("report written to %s", cfg.out)
+	}
+	return nil
+}
+
+// logf prints progress on stderr so stdout carries only the report.
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...)
+}

@@ -1,0 +1,178 @@
+package main
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// renderReport formats the results as markdown.
+func renderReport(h hostInfo, cfg config, tp throughputResult, tax []*taxRow) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# tracecam overhead benchmark\n\n")
+	fmt.Fprintf(&b, "%s. %d trials per side, run alternately (without, with, without, ...); every figure is the median over trials unless noted.\n\n", h, cfg.trials)
+	if s := foreignSidecars.summary(); s != "" {
+		fmt.Fprintf(&b, "**Warning:** tracecam sidecars this benchmark did not start were running during the run. Their probes are node-wide, so they slow the \"without sidecar\" baseline too (and compete for the 2 CPUs); treat the ratios with care:\n\n%s\n\n", s)
+	}
+	writeThroughput(&b, cfg, tp)
+	writeSidecarCost(&b, tp)
+	writeTax(&b, tax)
+	writeAllTrials(&b, tp, tax)
+	return b.String()
+}
+
+func writeThroughput(b *strings.Builder, cfg config, tp throughputResult) {
+	secs := int(cfg.duration.Round(time.Second) / time.Second)
+	fmt.Fprintf(b, "## nginx throughput\n\n")
+	fmt.Fprintf(b, "nginx 1 worker, %d B static file, sendfile, keep-alive; `wrk -t1 -c32 -d%ds --latency` from outside the watched cgroup.\n\n", indexSize, secs)
+	fmt.Fprintf(b, "| | without sidecar | with sidecar | with / without |\n|---|---:|---:|---:|\n")
+	rps := func(t throughputTrial) float64 { return t.wrk.reqPerSec }
+	p50 := func(t throughputTrial) float64 { return float64(t.wrk.p50) }
+	p99 := func(t throughputTrial) float64 { return float64(t.wrk.p99) }
+	a, w := medianOf(tp.without, rps), medianOf(tp.with, rps)
+	fmt.Fprintf(b, "| requests/s | %s | %s | %.3f |\n", commas(a), commas(w), w/a)
+	a, w = medianOf(tp.without, p50), medianOf(tp.with, p50)
+	fmt.Fprintf(b, "| p50 latency | %s | %s | %.2f |\n", fmtDur(a), fmtDur(w), w/a)
+	a, w = medianOf(tp.without, p99), medianOf(tp.with, p99)
+	fmt.Fprintf(b, "| p99 latency | %s | %s | %.2f |\n\n", fmtDur(a), fmtDur(w), w/a)
+	for _, t := range append(slices.Clone(tp.without), tp.with...) {
+		if t.wrk.socketErrors != "" {
+			fmt.Fprintf(b, "**Note:** wrk reported %s.\n\n", t.wrk.socketErrors)
+		}
+	}
+}
+
+func writeSidecarCost(b *strings.Builder, tp throughputResult) {
+	w := tp.with
+	fmt.Fprintf(b, "## sidecar cost and coverage (with-sidecar throughput trials)\n\n")
+	fmt.Fprintf(b, "| | median per trial |\n|---|---:|\n")
+	fmt.Fprintf(b, "| sidecar CPU per 1,000 requests | %.1f ms |\n", medianOf(w, throughputTrial.cpuPer1kReq))
+	fmt.Fprintf(b, "| sidecar CPU, share of one core | %.0f%% |\n", 100*medianOf(w, throughputTrial.cpuShare))
+	fmt.Fprintf(b, "| sidecar peak RSS (VmHWM, max over trials) | %.1f MiB |\n", maxOf(w, func(t throughputTrial) float64 { return float64(t.rssKB) })/1024)
+	counter := func(name string, f func(throughputTrial) uint64) {
+		fmt.Fprintf(b, "| %s | %s |\n", name, commas(medianOf(w, func(t throughputTrial) float64 { return float64(f(t)) })))
+	}
+	counter("requests served (wrk)", func(t throughputTrial) uint64 { return t.wrk.requests })
+	counter("kernel events seen", func(t throughputTrial) uint64 { return t.delta.eventsTotal() })
+	counter("kernel events lost", func(t throughputTrial) uint64 { return t.delta.LostTotal })
+	counter("profiles completed", func(t throughputTrial) uint64 { return t.delta.Assembler.Profiles })
+	ratio := medianOf(w, throughputTrial.profilesPerRequest)
+	fmt.Fprintf(b, "| **profiles / requests** | **%.3f** |\n", ratio)
+	counter("profiles marked partial", func(t throughputTrial) uint64 { return t.delta.Assembler.Partial })
+	counter("requests dropped stale / incomplete", func(t throughputTrial) uint64 {
+		return t.delta.Assembler.DroppedStale + t.delta.Assembler.Incomplete
+	})
+	counter("parse errors", func(t throughputTrial) uint64 { return t.delta.Assembler.ParseErrors })
+	counter("connections evicted", func(t throughputTrial) uint64 { return t.delta.Assembler.DroppedConns })
+	b.WriteString("\n")
+	if math.Abs(ratio-1) > 0.02 {
+		fmt.Fprintf(b, "**Finding:** the sidecar completed %.1f%% as many profiles as wrk counted requests; every request should yield one profile.\n\n", 100*ratio)
+	}
+}
+
+func writeTax(b *strings.Builder, tax []*taxRow) {
+	fmt.Fprintf(b, "## syscall tax\n\n")
+	fmt.Fprintf(b, "`syscall_loop` (cc -O2), ns per op. Node tax: the loop runs outside the watched cgroup while the probes are attached (the cost every other process on the node pays). Pod tax: the loop runs inside the watched cgroup.\n\n")
+	fmt.Fprintf(b, "| loop | where | without sidecar | with sidecar | with / without |\n|---|---|---:|---:|---:|\n")
+	for _, r := range tax {
+		a, w := median(r.without), median(r.with)
+		fmt.Fprintf(b, "| %s | %s | %.1f | %.1f | %.2f |\n", loopName(r), r.label(), a, w, w/a)
+	}
+	b.WriteString("\n")
+}
+
+func loopName(r *taxRow) string {
+	op := "getppid()"
+	if r.loop == "rw" {
+		op = "pipe write+read 64 B"
+	}
+	return fmt.Sprintf("%s ×%s", op, commas(float64(r.n)))
+}
+
+// writeAllTrials lists every trial, so noise (or one bad trial) is visible.
+func writeAllTrials(b *strings.Builder, tp throughputResult, tax []*taxRow) {
+	fmt.Fprintf(b, "## all trials (in run order)\n\n")
+	rps := func(ts []throughputTrial) string {
+		return joinF(ts, func(t throughputTrial) string { return commas(t.wrk.reqPerSec) })
+	}
+	fmt.Fprintf(b, "- requests/s without: %s; with: %s\n", rps(tp.without), rps(tp.with))
+	fmt.Fprintf(b, "- p99 without: %s; with: %s\n",
+		joinF(tp.without, func(t throughputTrial) string { return t.wrk.p99.String() }),
+		joinF(tp.with, func(t throughputTrial) string { return t.wrk.p99.String() }))
+	fmt.Fprintf(b, "- sidecar CPU ms per 1k requests: %s\n", joinF(tp.with, func(t throughputTrial) string { return fmt.Sprintf("%.1f", t.cpuPer1kReq()) }))
+	fmt.Fprintf(b, "- profiles / requests: %s\n", joinF(tp.with, func(t throughputTrial) string {
+		return fmt.Sprintf("%s/%s", commas(float64(t.delta.Assembler.Profiles)), commas(float64(t.wrk.requests)))
+	}))
+	for _, r := range tax {
+		ns := func(v float64) string { return fmt.Sprintf("%.1f", v) }
+		fmt.Fprintf(b, "- %s, %s, ns/op without: %s; with: %s\n", r.loop, r.label(), joinF(r.without, ns), joinF(r.with, ns))
+	}
+}
+
+func joinF[T any](xs []T, f func(T) string) string {
+	s := make([]string, len(xs))
+	for i, x := range xs {
+		s[i] = f(x)
+	}
+	return strings.Join(s, ", ")
+}
+
+func medianOf[T any](xs []T, f func(T) float64) float64 {
+	v := make([]float64, len(xs))
+	for i, x := range xs {
+		v[i] = f(x)
+	}
+	return median(v)
+}
+
+func maxOf[T any](xs []T, f func(T) float64) float64 {
+	m := math.Inf(-1)
+	for _, x := range xs {
+		m = math.Max(m, f(x))
+	}
+	return m
+}
+
+// median of v; the mean of the middle two for an even count.
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return math.NaN()
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	m := len(s) / 2
+	if len(s)%2 == 1 {
+		return s[m]
+	}
+	return (s[m-1] + s[m]) / 2
+}
+
+// fmtDur prints a duration given in nanoseconds as µs or ms.
+func fmtDur(ns float64) string {
+	d := time.Duration(ns)
+	if d < time.Millisecond {
+		return fmt.Sprintf("%.0f µs", ns/1e3)
+	}
+	return fmt.Sprintf("%.2f ms", ns/1e6)
+}
+
+// commas rounds v and groups its digits: 1234567 -> 1,234,567.
+func commas(v float64) string {
+	s := strconv.FormatInt(int64(math.Round(v)), 10)
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	var out []byte
+	for i := range len(s) {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			out = append(out, ',')
+		}
+		out = append(out, s[i])
+	}
+	if neg {
+		return "-" + string(out)
+	}
+	return string(out)
+}

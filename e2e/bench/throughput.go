@@ -1,0 +1,150 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/tracecam/tracecam/sidecar/cgroup"
+)
+
+// throughputTrial is one wrk run against nginx.
+type throughputTrial struct {
+	wrk wrkResult
+	// Only for trials with the sidecar:
+	cpuMs float64 // sidecar CPU time from load start until it caught up
+	wall  time.Duration
+	rssKB uint64        // sidecar VmHWM at the end of the trial
+	delta sidecarStatus // /v1/status counters gained during the trial
+}
+
+// cpuPer1kReq is the sidecar's CPU time per 1,000 requests served.
+func (t throughputTrial) cpuPer1kReq() float64 {
+	return t.cpuMs / (float64(t.wrk.requests) / 1000)
+}
+
+// cpuShare is the sidecar's CPU use as a fraction of one core.
+func (t throughputTrial) cpuShare() float64 {
+	return t.cpuMs / float64(t.wall.Milliseconds())
+}
+
+func (t throughputTrial) profilesPerRequest() float64 {
+	return float64(t.delta.Assembler.Profiles) / float64(t.wrk.requests)
+}
+
+type throughputResult struct {
+	without, with []throughputTrial
+}
+
+// runThroughput starts one nginx in cg and alternates wrk trials without
+// and with the sidecar watching cg.
+func runThroughput(ctx context.Context, cl *cleaner, cfg config, t tools, cg cgroup.Target, work string) (throughputResult, error) {
+	var res throughputResult
+	n, err := startNginx(ctx, cl, t.nginxTmpl, cg, work)
+	if err != nil {
+		return res, err
+	}
+	logf("nginx (pid %d) serving %s from cgroup %s", n.proc.pid(), n.url, cg.Path)
+	// Warm up page cache, nginx's allocations and the CPU clocks, so the
+	// first "without" trial is not penalised.
+	logf("warming up nginx for 2s")
+	if _, err := runWrk(ctx, n.url, 2*time.Second); err != nil {
+		return res, fmt.Errorf("warm-up: %w", err)
+	}
+	for i := 1; i <= cfg.trials; i++ {
+		a, err := throughputWithout(ctx, n, cfg.duration)
+		if err != nil {
+			return res, fmt.Errorf("trial %d without sidecar: %w", i, err)
+		}
+		res.without = append(res.without, a)
+		logf("throughput trial %d/%d without sidecar: %.0f req/s, p50 %s, p99 %s", i, cfg.trials, a.wrk.reqPerSec, a.wrk.p50, a.wrk.p99)
+
+		b, err := throughputWith(ctx, cl, t, cg, n, cfg.duration)
+		if err != nil {
+			return res, fmt.Errorf("trial %d with sidecar: %w", i, err)
+		}
+		res.with = append(res.with, b)
+		logf("throughput trial %d/%d with sidecar:    %.0f req/s, p50 %s, p99 %s, sidecar %.1f ms CPU/1k req, profiles/requests %.3f, events lost %d",
+			i, cfg.trials, b.wrk.reqPerSec, b.wrk.p50, b.wrk.p99, b.cpuPer1kReq(), b.profilesPerRequest(), b.delta.LostTotal)
+	}
+	return res, nil
+}
+
+func throughputWithout(ctx context.Context, n *nginxServer, d time.Duration) (throughputTrial, error) {
+	if err := pauseAndCheck(ctx, n); err != nil {
+		return throughputTrial{}, err
+	}
+	w, err := runWrk(ctx, n.url, d)
+	return throughputTrial{wrk: w}, err
+}
+
+// throughputWith starts a fresh sidecar per trial, so "without" trials
+// really run with no probes attached.
+func throughputWith(ctx context.Context, cl *cleaner, t tools, cg cgroup.Target, n *nginxServer, d time.Duration) (throughputTrial, error) {
+	var tr throughputTrial
+	s, err := startSidecar(ctx, cl, t.sidecar, cg)
+	if err != nil {
+		return tr, err
+	}
+	defer s.stop()
+	if err := pauseAndCheck(ctx, n); err != nil {
+		return tr, err
+	}
+	before, err := s.status(ctx)
+	if err != nil {
+		return tr, err
+	}
+	ticks0, err := s.cpuTicks()
+	if err != nil {
+		return tr, err
+	}
+	start := time.Now()
+	if tr.wrk, err = runWrk(ctx, n.url, d); err != nil {
+		return tr, err
+	}
+	// CPU is read after the sidecar caught up: processing the trial's
+	// backlog is part of what the requests cost.
+	after, err := s.settledStatus(ctx)
+	if err != nil {
+		return tr, err
+	}
+	ticks1, err := s.cpuTicks()
+	if err != nil {
+		return tr, err
+	}
+	tr.wall = time.Since(start)
+	tr.cpuMs = float64(ticks1-ticks0) * 1000 / float64(t.clkTck)
+	tr.delta = statusDelta(before, after)
+	if tr.rssKB, err = s.maxRSS(); err != nil {
+		return tr, err
+	}
+	return tr, nil
+}
+
+// pauseAndCheck lets the previous trial's connections and sidecar teardown
+// settle, and makes sure nginx is still up.
+func pauseAndCheck(ctx context.Context, n *nginxServer) error {
+	if err := sleepCtx(ctx, time.Second); err != nil {
+		return err
+	}
+	if n.proc.exited() {
+		return n.proc.describeExit()
+	}
+	foreignSidecars.scan()
+	return nil
+}
+
+// statusDelta is what the counters gained between two /v1/status reads.
+func statusDelta(a, b sidecarStatus) sidecarStatus {
+	d := sidecarStatus{Events: map[string]uint64{}, LostTotal: b.LostTotal - a.LostTotal}
+	for k, v := range b.Events {
+		d.Events[k] = v - a.Events[k]
+	}
+	d.Assembler.Profiles = b.Assembler.Profiles - a.Assembler.Profiles
+	d.Assembler.Partial = b.Assembler.Partial - a.Assembler.Partial
+	d.Assembler.DroppedStale = b.Assembler.DroppedStale - a.Assembler.DroppedStale
+	d.Assembler.DroppedConns = b.Assembler.DroppedConns - a.Assembler.DroppedConns
+	d.Assembler.ParseErrors = b.Assembler.ParseErrors - a.Assembler.ParseErrors
+	d.Assembler.Incomplete = b.Assembler.Incomplete - a.Assembler.Incomplete
+	return d
+}

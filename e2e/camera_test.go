@@ -1,0 +1,431 @@
+package e2e
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tracecam/tracecam/sidecar/cgroup"
+	"github.com/tracecam/tracecam/sidecar/profile"
+)
+
+// world is one simulated pod: a server in its own cgroup watched by a
+// sidecar, plus dependencies outside the pod (a slow TCP service and a DNS
+// server) that requests call.
+type world struct {
+	cg       cgroup.Target
+	server   *proc
+	base     string // http://127.0.0.1:PORT
+	slowAddr string
+	dnsAddr  string
+	side     *sidecar
+}
+
+func startWorld(t *testing.T, kind string) *world {
+	t.Helper()
+	w := &world{cg: newCgroup(t, kind)}
+	// Dependencies live outside the pod; the sidecar must not profile them.
+	slow := start(t, nil, "python3", "workloads/slowserver.py", "--port", "0")
+	w.slowAddr = "127.0.0.1:" + slow.waitReady(t, 20*time.Second)
+	// DNS is recognised by port 53; a loopback address of its own keeps it
+	// clear of any resolver on the host.
+	dns := start(t, nil, "python3", "workloads/dnsserver.py", "--bind", "127.0.53.53", "--port", "53", "--delay-ms", "120")
+	dns.waitReady(t, 20*time.Second)
+	w.dnsAddr = "127.0.53.53:53"
+
+	w.side = startSidecar(t, &w.cg, nil)
+	dataDir := t.TempDir()
+	if strings.HasPrefix(dataDir, "/tmp") {
+		// fsync on tmpfs returns at once; use a disk-backed dir.
+		d, err := os.MkdirTemp("/var/tmp", "tracecam-e2e")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.RemoveAll(d) })
+		dataDir = d
+	}
+	args := []string{"--port", "0", "--data-dir", dataDir, "--downstream", w.slowAddr, "--dns-server", w.dnsAddr}
+	switch kind {
+	case "python":
+		w.server = start(t, &w.cg, "python3", append([]string{"workloads/pyserver.py"}, args...)...)
+	case "java":
+		w.server = start(t, &w.cg, "java", append([]string{"-XX:+UseSerialGC", "-Xshare:auto", "workloads/JavaServer.java"}, args...)...)
+	default:
+		t.Fatalf("unknown server kind %s", kind)
+	}
+	w.base = "http://127.0.0.1:" + w.server.waitReady(t, 60*time.Second)
+	return w
+}
+
+// checkInvariants holds for every profile, whatever the workload.
+func checkInvariants(t *testing.T, p *profile.Profile, pid int) {
+	t.Helper()
+	if int(p.PID) != pid {
+		t.Errorf("pid = %d, want the server's %d", p.PID, pid)
+	}
+	if p.TID == 0 || p.ThreadName == "" {
+		t.Errorf("serving thread not identified: tid %d name %q", p.TID, p.ThreadName)
+	}
+	if p.StatusCode != 200 || p.Method != "GET" {
+		t.Errorf("method %q status %d, want GET 200", p.Method, p.StatusCode)
+	}
+	if p.StartTime.IsZero() || time.Since(p.StartTime) > 5*time.Minute || time.Until(p.StartTime) > time.Second {
+		t.Errorf("start_time %v is not now", p.StartTime)
+	}
+	sum := sumBreakdown(p)
+	if diff := sum - p.DurationNS; diff < -p.DurationNS/100 || diff > p.DurationNS/100 {
+		t.Errorf("breakdown sums to %d ns, duration %d ns: off by more than 1%%", sum, p.DurationNS)
+	}
+	for c, v := range p.Breakdown {
+		if v < 0 {
+			t.Errorf("negative %s: %d", c, v)
+		}
+	}
+	if p.Diagnosis.Cause == "" || p.Diagnosis.Summary == "" {
+		t.Errorf("no diagnosis")
+	}
+}
+
+func dominant(p *profile.Profile) profile.Category {
+	var best profile.Category
+	for _, c := range profile.Categories {
+		if p.Breakdown[c] > p.Breakdown[best] || best == "" {
+			best = c
+		}
+	}
+	return best
+}
+
+func segmentsOf(p *profile.Profile, c profile.Category) []profile.Segment {
+	var out []profile.Segment
+	for _, s := range p.Timeline {
+		if s.Category == c {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func serverPID(t *testing.T, w *world) int {
+	// The READY line's pid is the server process (for java: the JVM).
+	return w.server.cmd.Process.Pid
+}
+
+// The seed scenarios of a slow request, for one server implementation.
+func runScenarios(t *testing.T, kind string) {
+	w := startWorld(t, kind)
+	pid := serverPID(t, w)
+	if kind == "java" {
+		// Let the JIT and the pool threads settle; these are profiled too.
+		for i := 0; i < 5; i++ {
+			get(t, w.base+"/cpu?ms=20", newTraceID())
+			get(t, w.base+"/fast", newTraceID())
+			get(t, w.base+"/fsync?n=30&kb=64", newTraceID())
+		}
+	}
+
+	t.Run("cpu", func(t *testing.T) {
+		id := newTraceID()
+		get(t, w.base+"/cpu?ms=200", id)
+		p := w.side.waitProfile(t, id, 10*time.Second)
+		checkInvariants(t, p, pid)
+		if p.Path != "/cpu" || dominant(p) != profile.CPU || p.Diagnosis.Cause != profile.CauseCPU {
+			t.Fatalf("want cpu-bound /cpu, got:\n%s", dump(p))
+		}
+		// The handler burns 200 ms of thread CPU time (measured by the
+		// thread's own CPU clock): the cpu share must be within 10% of it.
+		if got := ms(p.Breakdown[profile.CPU]); got < 180 || got > 220*1.1 {
+			t.Errorf("cpu = %.1f ms, want 200 ms ± 10%%", got)
+		}
+	})
+
+	t.Run("sleep", func(t *testing.T) {
+		id := newTraceID()
+		get(t, w.base+"/sleep?ms=150", id)
+		p := w.side.waitProfile(t, id, 10*time.Second)
+		checkInvariants(t, p, pid)
+		if dominant(p) != profile.Sleep || p.Diagnosis.Cause != profile.CauseSleep {
+			t.Fatalf("want sleep, got:\n%s", dump(p))
+		}
+		if got := ms(p.Breakdown[profile.Sleep]); got < 145 || got > 200 {
+			t.Errorf("sleep = %.1f ms, want ~150", got)
+		}
+		if len(segmentsOf(p, profile.Sleep)) == 0 {
+			t.Errorf("no sleep segment in the timeline")
+		}
+	})
+
+	t.Run("fsync", func(t *testing.T) {
+		id := newTraceID()
+		get(t, w.base+"/fsync?n=30&kb=64", id)
+		p := w.side.waitProfile(t, id, 10*time.Second)
+		checkInvariants(t, p, pid)
+		if dominant(p) != profile.File || p.Diagnosis.Cause != profile.CauseFile {
+			t.Fatalf("want file-bound, got:\n%s", dump(p))
+		}
+		var named bool
+		for _, s := range segmentsOf(p, profile.File) {
+			if strings.HasSuffix(s.File, "/fsync.log") && (s.Syscall == "fsync" || s.Syscall == "fdatasync" || s.Syscall == "write") {
+				named = true
+			}
+		}
+		if !named {
+			t.Errorf("no file segment names fsync.log:\n%s", dump(p))
+		}
+	})
+
+	t.Run("lock", func(t *testing.T) {
+		id := newTraceID()
+		get(t, w.base+"/lock?ms=200", id)
+		p := w.side.waitProfile(t, id, 10*time.Second)
+		checkInvariants(t, p, pid)
+		if dominant(p) != profile.Lock || p.Diagnosis.Cause != profile.CauseLock {
+			t.Fatalf("want lock-bound, got:\n%s", dump(p))
+		}
+		if got := ms(p.Breakdown[profile.Lock]); got < 150 {
+			t.Errorf("lock = %.1f ms, want ≥ 150 (held 200 ms, taken after 20)", got)
+		}
+		segs := segmentsOf(p, profile.Lock)
+		var holder bool
+		for _, s := range segs {
+			if s.WakerName == "lock-holder" && s.WakerTID != 0 && s.WakerTID != p.TID {
+				holder = true
+			}
+		}
+		if !holder {
+			t.Errorf("no lock segment woken by the lock-holder thread:\n%s", dump(p))
+		}
+		if !strings.Contains(p.Diagnosis.Summary, "lock-holder") {
+			t.Errorf("diagnosis does not name the holder: %q", p.Diagnosis.Summary)
+		}
+	})
+
+	t.Run("downstream", func(t *testing.T) {
+		id := newTraceID()
+		get(t, w.base+"/downstream?ms=200", id)
+		p := w.side.waitProfile(t, id, 10*time.Second)
+		checkInvariants(t, p, pid)
+		if dominant(p) != profile.Net || p.Diagnosis.Cause != profile.CauseNet {
+			t.Fatalf("want net-bound, got:\n%s", dump(p))
+		}
+		var peer bool
+		for _, s := range segmentsOf(p, profile.Net) {
+			if s.Peer == w.slowAddr && s.DurationNS > 150e6 {
+				peer = true
+			}
+		}
+		if !peer {
+			t.Errorf("no ≥150 ms net segment with peer %s:\n%s", w.slowAddr, dump(p))
+		}
+		var np bool
+		for _, n := range p.Network {
+			if n.Peer == w.slowAddr && n.BytesSent > 0 && n.BytesReceived > 0 && n.Protocol == "tcp" {
+				np = true
+			}
+		}
+		if !np {
+			t.Errorf("downstream %s missing from network:\n%s", w.slowAddr, dump(p))
+		}
+		if !strings.Contains(p.Diagnosis.Summary, w.slowAddr) {
+			t.Errorf("diagnosis does not name the peer: %q", p.Diagnosis.Summary)
+		}
+	})
+
+	t.Run("dns", func(t *testing.T) {
+		id := newTraceID()
+		get(t, w.base+"/dns?name=slow.backend.example", id)
+		p := w.side.waitProfile(t, id, 10*time.Second)
+		checkInvariants(t, p, pid)
+		var found bool
+		for _, q := range p.DNS {
+			if q.Name == "slow.backend.example" && q.Type == "A" && q.Answered && q.Server == w.dnsAddr && q.LatencyNS > 100e6 {
+				found = true
+			}
+		}
+		if !found {
+			t.Fatalf("dns lookup of slow.backend.example (120 ms) missing:\n%s", dump(p))
+		}
+		if kind == "python" && p.Diagnosis.Cause != profile.CauseDNS {
+			t.Errorf("cause = %s, want dns: %s", p.Diagnosis.Cause, p.Diagnosis.Summary)
+		}
+	})
+}
+
+func TestPythonServer(t *testing.T) { runScenarios(t, "python") }
+
+func TestJavaServer(t *testing.T) {
+	if _, err := os.Stat("/usr/bin/java"); err != nil {
+		t.Skip("java not installed (make deps installs it)")
+	}
+	runScenarios(t, "java")
+}
+
+// A keep-alive connection carries several requests; each is its own profile.
+func TestKeepAliveAndPipelining(t *testing.T) {
+	w := startWorld(t, "python")
+	pid := serverPID(t, w)
+	client := &http.Client{Transport: &http.Transport{MaxConnsPerHost: 1}}
+	var ids []string
+	for i := 0; i < 5; i++ {
+		id := newTraceID()
+		ids = append(ids, id)
+		req, _ := http.NewRequest("GET", fmt.Sprintf("%s/sleep?ms=%d", w.base, 10+i*10), nil)
+		req.Header.Set("traceparent", "00-"+id+"-00f067aa0ba902b7-01")
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body) // a drained body lets the connection be reused
+		resp.Body.Close()
+	}
+	var conn uint32
+	for i, id := range ids {
+		p := w.side.waitProfile(t, id, 10*time.Second)
+		checkInvariants(t, p, pid)
+		if i == 0 {
+			conn = p.TID
+		} else if p.TID != conn {
+			t.Errorf("request %d served by thread %d, want the connection's thread %d", i, p.TID, conn)
+		}
+		want := float64(10 + i*10)
+		if got := ms(p.Breakdown[profile.Sleep]); got < want*0.9 || got > want+30 {
+			t.Errorf("request %d: sleep %.1f ms, want ~%v", i, got, want)
+		}
+	}
+
+	// Two requests in one write: the second waits for the first (queue).
+	id1, id2 := newTraceID(), newTraceID()
+	c, err := net.Dial("tcp", strings.TrimPrefix(w.base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	reqs := ""
+	for _, r := range []struct{ id, path string }{{id1, "/sleep?ms=100"}, {id2, "/fast"}} {
+		reqs += "GET " + r.path + " HTTP/1.1\r\nHost: x\r\ntraceparent: 00-" + r.id + "-00f067aa0ba902b7-01\r\n\r\n"
+	}
+	if _, err := c.Write([]byte(reqs)); err != nil {
+		t.Fatal(err)
+	}
+	p1 := w.side.waitProfile(t, id1, 10*time.Second)
+	p2 := w.side.waitProfile(t, id2, 10*time.Second)
+	checkInvariants(t, p1, pid)
+	checkInvariants(t, p2, pid)
+	if p2.Path != "/fast" || ms(p2.Breakdown[profile.Queue]) < 90 {
+		t.Errorf("pipelined /fast should show ~100 ms queue behind /sleep:\n%s", dump(p2))
+	}
+}
+
+// Processes outside the watched cgroup are never profiled, and the sidecar
+// does not profile itself.
+func TestOnlyTheWatchedCgroup(t *testing.T) {
+	pod := newCgroup(t, "scope")
+	side := startSidecar(t, &pod, nil)
+	outside := start(t, nil, "python3", "workloads/pyserver.py", "--port", "0")
+	base := "http://127.0.0.1:" + outside.waitReady(t, 20*time.Second)
+	ids := map[string]bool{}
+	for i := 0; i < 5; i++ {
+		id := newTraceID()
+		ids[id] = true
+		get(t, base+"/sleep?ms=5", id)
+	}
+	// Poke the sidecar's own HTTP server too: it must not see itself.
+	for i := 0; i < 3; i++ {
+		side.status(t)
+	}
+	// A request inside proves the sidecar is live, so absence means something.
+	inside := start(t, &pod, "python3", "workloads/pyserver.py", "--port", "0")
+	in := newTraceID()
+	get(t, "http://127.0.0.1:"+inside.waitReady(t, 20*time.Second)+"/fast", in)
+	side.waitProfile(t, in, 10*time.Second)
+	for _, p := range side.all() {
+		if ids[p.TraceID] || p.Path == "/v1/status" {
+			t.Errorf("profiled a request outside the cgroup: %s %s (pid %d)", p.Method, p.Path, p.PID)
+		}
+	}
+	if n := len(side.all()); n != 1 {
+		t.Errorf("%d profiles, want exactly the 1 inside", n)
+	}
+}
+
+// With no --cgroup the sidecar watches its parent cgroup (the pod) and
+// excludes its own (the sidecar container).
+func TestDefaultCgroupIsThePod(t *testing.T) {
+	pod := newCgroup(t, "pod")
+	own, err := cgroup.Create(pod, "tracecam")
+	if err != nil {
+		t.Fatal(err)
+	}
+	app, err := cgroup.Create(pod, "app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	side := startSidecar(t, nil, &own)
+	if !strings.Contains(side.stderr(), "path="+pod.Path+" ") {
+		t.Fatalf("sidecar does not say it watches the pod %s:\n%s", pod.Path, side.stderr())
+	}
+	srv := start(t, &app, "python3", "workloads/pyserver.py", "--port", "0")
+	id := newTraceID()
+	get(t, "http://127.0.0.1:"+srv.waitReady(t, 20*time.Second)+"/fast", id)
+	side.waitProfile(t, id, 10*time.Second)
+	for i := 0; i < 3; i++ {
+		side.status(t) // served by the sidecar inside the pod: must stay invisible
+	}
+	time.Sleep(500 * time.Millisecond)
+	for _, p := range side.all() {
+		if p.TraceID != id {
+			t.Errorf("unexpected profile %s %s pid %d (the sidecar's own?)", p.Method, p.Path, p.PID)
+		}
+	}
+}
+
+// Threads that start after the sidecar are picked up, exited threads are
+// forgotten, and the loss counters are exposed.
+func TestThreadsComeAndGo(t *testing.T) {
+	w := startWorld(t, "python")
+	pid := serverPID(t, w)
+	// Each connection gets a new thread in ThreadingHTTPServer.
+	for i := 0; i < 20; i++ {
+		id := newTraceID()
+		get(t, w.base+"/fast", id)
+		checkInvariants(t, w.side.waitProfile(t, id, 10*time.Second), pid)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st := w.side.status(t)
+		asm := st["assembler"].(map[string]any)
+		seen := st["events_seen"].(map[string]any)
+		if _, ok := st["events_lost_total"]; !ok {
+			t.Fatal("status lacks events_lost_total")
+		}
+		threads := int(asm["ThreadsActive"].(float64))
+		if seen["exit"].(float64) >= 20 && threads <= 25 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("threads not cleaned up: %d active, exits seen %v", threads, seen["exit"])
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// A cgroup that does not exist fails at start with one clear line.
+func TestBadCgroupFailsClearly(t *testing.T) {
+	out, err := runSidecarOnce("--cgroup", "/nonexistent-cgroup-"+strconv.Itoa(os.Getpid()), "--http-addr", "")
+	if err == nil {
+		t.Fatalf("sidecar started on a missing cgroup: %s", out)
+	}
+	if !strings.Contains(out, "tracecam-sidecar:") || !strings.Contains(out, "nonexistent-cgroup") {
+		t.Errorf("unclear error: %q", out)
+	}
+	out, err = runSidecarOnce("--output", "yaml")
+	if err == nil || !strings.Contains(out, "--output") {
+		t.Errorf("bad --output not rejected clearly: %v %q", err, out)
+	}
+}
