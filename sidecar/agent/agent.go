@@ -70,13 +70,13 @@ type Status struct {
 	Lost      map[string]uint64 `json:"events_lost"`
 	// LostTotal is every kernel event lost; profiles overlapping a loss are
 	// marked partial.
-	LostTotal      uint64             `json:"events_lost_total"`
-	Assembler      assemble.Counters  `json:"assembler"`
-	ProfilesStored int                `json:"profiles_stored"`
-	StoreCapacity  int                `json:"store_capacity"`
-	OutputErrors   uint64             `json:"output_errors"`
-	Redis          string             `json:"redis"`
-	Threshold      string             `json:"segment_threshold"`
+	LostTotal      uint64            `json:"events_lost_total"`
+	Assembler      assemble.Counters `json:"assembler"`
+	ProfilesStored int               `json:"profiles_stored"`
+	StoreCapacity  int               `json:"store_capacity"`
+	OutputErrors   uint64            `json:"output_errors"`
+	Redis          string            `json:"redis"`
+	Threshold      string            `json:"segment_threshold"`
 }
 
 var typeNames = [...]string{"", "data", "segment", "close", "exit"}

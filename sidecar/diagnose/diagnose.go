@@ -222,13 +222,15 @@ func byDuration(s profile.Segment) int64 { return s.DurationNS }
 
 func segCount(segs []profile.Segment, cat profile.Category) string {
 	var sum int64
+	n := 0
 	for _, s := range segs {
 		sum += s.DurationNS
+		n += max(s.Count, 1)
 	}
 	if len(segs) == 0 {
 		return fmt.Sprintf("no %s wait above the segment threshold", cat)
 	}
-	return fmt.Sprintf("%s totalling %s above the segment threshold", plural(len(segs), string(cat)+" wait", string(cat)+" waits"), fmtDur(sum))
+	return fmt.Sprintf("%s totalling %s above the segment threshold", plural(n, string(cat)+" wait", string(cat)+" waits"), fmtDur(sum))
 }
 
 func cpuFinding(p *profile.Profile) finding {
@@ -598,7 +600,7 @@ func group(segs []profile.Segment, key func(profile.Segment) string) []segGroup 
 			sys = append(sys, map[string]int64{})
 		}
 		out[i].ns += s.DurationNS
-		out[i].count++
+		out[i].count += max(s.Count, 1) // a segment may stand for several coalesced waits
 		if s.Syscall != "" {
 			sys[i][s.Syscall] += s.DurationNS
 		}

@@ -96,7 +96,7 @@ type Segment struct {
 	DurationNS    int64 `json:"duration_ns"`
 	// RunqNS is the time after the wake-up until the thread ran again; it is
 	// counted under runq in the breakdown, not in DurationNS.
-	RunqNS  int64  `json:"runq_ns,omitempty"`
+	RunqNS int64 `json:"runq_ns,omitempty"`
 	// Count is how many consecutive waits of the same kind (syscall, fd)
 	// this segment stands for: short waits are coalesced until their sum
 	// passes the threshold, so 20 fsyncs of 0.4 ms still show up.
@@ -130,10 +130,10 @@ type DNSQuery struct {
 // NetworkPeer summarises the traffic the serving thread exchanged with one
 // peer (other than the client) while serving the request.
 type NetworkPeer struct {
-	Peer     string `json:"peer"`
-	Protocol string `json:"protocol"` // tcp or udp
-	BytesSent     int64 `json:"bytes_sent"`
-	BytesReceived int64 `json:"bytes_received"`
+	Peer          string `json:"peer"`
+	Protocol      string `json:"protocol"` // tcp or udp
+	BytesSent     int64  `json:"bytes_sent"`
+	BytesReceived int64  `json:"bytes_received"`
 	// WaitNS is the time the thread was blocked on this peer (sum of its net
 	// segments), the latency this peer added to the request.
 	WaitNS        int64 `json:"wait_ns"`

@@ -57,7 +57,7 @@ func fixtures() map[string]*profile.Profile {
 	p.Breakdown = map[profile.Category]int64{profile.File: 181_200 * us, profile.CPU: 15 * ms, profile.Runq: 1_800 * us}
 	p.Timeline = []profile.Segment{
 		{Category: profile.File, StartOffsetNS: 600 * us, DurationNS: 1_000 * us, Syscall: "write", FDKind: "file", FD: 7, File: "/tmp/demo/data.log", Bytes: 4096},
-		{Category: profile.File, StartOffsetNS: 1_700 * us, DurationNS: 180_200 * us, Syscall: "fsync", FDKind: "file", FD: 7, File: "/tmp/demo/data.log", RunqNS: 1_200 * us},
+		{Category: profile.File, StartOffsetNS: 1_700 * us, DurationNS: 180_200 * us, Count: 20, Syscall: "fsync", FDKind: "file", FD: 7, File: "/tmp/demo/data.log", RunqNS: 1_200 * us},
 	}
 	fs["file_fsync"] = p
 

@@ -242,7 +242,13 @@ func (t *textView) timeline(p *profile.Profile) {
 func segDetail(s profile.Segment) string {
 	var parts []string
 	if s.Syscall != "" {
-		parts = append(parts, clean(s.Syscall))
+		sc := clean(s.Syscall)
+		if s.Count > 1 {
+			sc += fmt.Sprintf(" ×%d", s.Count)
+		}
+		parts = append(parts, sc)
+	} else if s.Count > 1 {
+		parts = append(parts, fmt.Sprintf("×%d", s.Count))
 	}
 	target := s.Peer
 	if target == "" {
