@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -427,5 +428,20 @@ func TestBadCgroupFailsClearly(t *testing.T) {
 	out, err = runSidecarOnce("--output", "yaml")
 	if err == nil || !strings.Contains(out, "--output") {
 		t.Errorf("bad --output not rejected clearly: %v %q", err, out)
+	}
+}
+
+// Without the capabilities to load eBPF the sidecar says so in one line.
+func TestMissingCapabilityFailsClearly(t *testing.T) {
+	if _, err := exec.LookPath("capsh"); err != nil {
+		t.Skip("capsh not installed (make deps installs libcap2-bin)")
+	}
+	out, err := exec.Command("capsh", "--drop=cap_sys_admin,cap_bpf,cap_perfmon", "--",
+		"-c", sidecarBin+" --cgroup / --http-addr ''").CombinedOutput()
+	if err == nil {
+		t.Fatalf("sidecar ran without CAP_BPF: %s", out)
+	}
+	if !strings.Contains(string(out), "tracecam-sidecar: missing capabilities: tracecam needs CAP_BPF and CAP_PERFMON") {
+		t.Errorf("unclear failure: %s", out)
 	}
 }

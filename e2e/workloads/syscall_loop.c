@@ -1,3 +1,5 @@
+//go:build ignore
+
 /*
  * tracecam "node tax" micro-benchmark.
  *

@@ -250,12 +250,7 @@ func (a *Agent) shutdown() {
 }
 
 // Status returns the current status.
-func (a *Agent) Status() Status {
-	if s := a.lastStat.Load(); s != nil {
-		return *s
-	}
-	return a.refreshStatus()
-}
+func (a *Agent) Status() Status { return a.refreshStatus() }
 
 func (a *Agent) refreshStatus() Status {
 	st := Status{

@@ -599,7 +599,9 @@ func (a *Assembler) addTimeline(p *profile.Profile, r *request, end uint64) {
 		case event.FDFile, event.FDBlock:
 			seg.File = a.fileName(s)
 		}
-		if cat == profile.Lock || s.WakerTID != 0 && cat != profile.Runq {
+		// Only a lock wait's waker is meaningful (the thread that released
+		// it); I/O and timer wake-ups run in whatever task an interrupt hit.
+		if cat == profile.Lock {
 			seg.WakerTID, seg.WakerName = s.WakerTID, s.WakerComm
 		}
 		if seg.Syscall == "" && cat == profile.File {

@@ -58,22 +58,15 @@ func Check() error {
 	if _, err := os.Stat("/sys/kernel/btf/vmlinux"); err != nil {
 		return fmt.Errorf("kernel BTF missing (/sys/kernel/btf/vmlinux): tracecam needs a kernel built with CONFIG_DEBUG_INFO_BTF=y: %w", err)
 	}
-	var caps unix.CapUserData
 	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
 	var data [2]unix.CapUserData
-	if err := unix.Capget(&hdr, &data[0]); err == nil {
-		caps = data[0]
-		has := func(c uint) bool {
-			if c < 32 {
-				return data[0].Effective&(1<<c) != 0
-			}
-			return data[1].Effective&(1<<(c-32)) != 0
-		}
-		if !has(unix.CAP_SYS_ADMIN) && !(has(unix.CAP_BPF) && has(unix.CAP_PERFMON)) {
-			return errors.New("missing capabilities: tracecam needs CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN) to load its eBPF programs")
-		}
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return fmt.Errorf("reading capabilities: %w", err)
 	}
-	_ = caps
+	has := func(c uint) bool { return data[c/32].Effective&(1<<(c%32)) != 0 }
+	if !has(unix.CAP_SYS_ADMIN) && !(has(unix.CAP_BPF) && has(unix.CAP_PERFMON)) {
+		return errors.New("missing capabilities: tracecam needs CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN) to load its eBPF programs")
+	}
 	return nil
 }
 

@@ -474,7 +474,7 @@ func fileFinding(p *profile.Profile) finding {
 		f.phrase = fmt.Sprintf("in %s of %s", g.syscall, g.key)
 	}
 	if g.count > 1 {
-		f.phrase += fmt.Sprintf(" (%d calls, %s)", g.count, fmtDur(g.ns))
+		f.phrase += fmt.Sprintf(" (%d waits, %s)", g.count, fmtDur(g.ns))
 	}
 	if len(groups) > 1 {
 		f.phrase += fmt.Sprintf(" and %s", plural(len(groups)-1, "other file", "other files"))

@@ -192,7 +192,7 @@ func TestDiagnose(t *testing.T) {
 				{Category: profile.File, Syscall: "fsync", FDKind: "file", File: "/tmp/demo/data.log", StartOffsetNS: 1 * ms, DurationNS: 179 * ms},
 			}),
 			cause:   profile.CauseFile,
-			summary: "file: 180.0 ms (91%) in fsync of /tmp/demo/data.log (2 calls, 180.0 ms)",
+			summary: "file: 180.0 ms (91%) in fsync of /tmp/demo/data.log (2 waits, 180.0 ms)",
 		},
 		{
 			name: "file on an unnamed pipe",

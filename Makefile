@@ -1,0 +1,58 @@
+# tracecam — see README.md. Everything runs as root on a Linux host with BTF.
+SHELL   := /bin/bash
+GO      ?= go
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X github.com/tracecam/tracecam/sidecar/agent.Version=$(VERSION)
+SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+# Debian packages the build, tests and benchmarks use, keyed by the command
+# or file that proves each is present (so an installed machine skips apt).
+DEPS := clang-14:clang-14 /usr/include/bpf/bpf_helpers.h:libbpf-dev curl:curl \
+        python3:python3 java:openjdk-17-jdk-headless nginx:nginx-light wrk:wrk \
+        cc:gcc capsh:libcap2-bin
+
+.PHONY: all build demo test unit e2e generate bench deps fmt-check vet clean
+
+all: build
+
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/ ./cmd/...
+
+## demo: build, then profile a bundled demo service in a fresh cgroup
+demo: build
+	$(SUDO) ./bin/tracecam-demo
+
+## deps: install what is missing from Debian's packages
+deps:
+	@missing=""; for d in $(DEPS); do what=$${d%%:*}; pkg=$${d##*:}; \
+	  if [[ $$what == /* ]]; then [ -e "$$what" ] || missing="$$missing $$pkg"; \
+	  else command -v "$$what" >/dev/null || missing="$$missing $$pkg"; fi; done; \
+	if [ -n "$$missing" ]; then echo "installing:$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; fi
+
+## generate: rebuild the eBPF objects (clang 14) and their Go bindings
+generate: deps
+	cd bpf && $(GO) generate ./...
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+
+## test: every test — unit, generated-code sync, end-to-end on the real kernel
+test: deps fmt-check vet
+	$(GO) test -count=1 ./...
+
+unit:
+	$(GO) test -count=1 $$($(GO) list ./... | grep -v /e2e)
+
+e2e: deps
+	$(GO) test -count=1 -v ./e2e/
+
+## bench: throughput and node tax with vs without the sidecar, side by side
+bench: deps
+	$(GO) run ./e2e/bench -out bench-results.md
+
+clean:
+	rm -rf bin bench-results.md
