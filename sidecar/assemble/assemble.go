@@ -199,15 +199,16 @@ func (a *Assembler) onSegment(s *event.Segment) {
 }
 
 func (a *Assembler) onExit(e *event.Exit) {
-	delete(a.threads, e.TID)
-	if e.TID != e.PID {
-		return
-	}
-	for k := range a.conns {
-		if k.pid == e.PID {
-			a.endConn(k, "process exited before the response")
+	// End the process's connections first: their profiles still need the
+	// exiting threads' segments.
+	if e.TID == e.PID {
+		for k := range a.conns {
+			if k.pid == e.PID {
+				a.endConn(k, "process exited before the response")
+			}
 		}
 	}
+	delete(a.threads, e.TID)
 }
 
 func (a *Assembler) onData(d *event.Data) {
@@ -229,8 +230,15 @@ func (a *Assembler) onData(d *event.Data) {
 			return
 		}
 		if httpparse.LooksLikeRequest(d.Bytes) {
-			for i, b := range httpparse.SplitPipelined(d.Bytes) {
-				a.startRequest(c, d, b, i > 0)
+			parts := httpparse.SplitPipelined(d.Bytes)
+			rest := d.Ret // bytes not yet given to a request; the last takes what is left
+			for i, b := range parts {
+				n := int64(len(b))
+				if i == len(parts)-1 {
+					n = rest
+				}
+				rest -= n
+				a.startRequest(c, d, b, n, i > 0)
 			}
 			return
 		}
@@ -245,7 +253,7 @@ func (a *Assembler) onData(d *event.Data) {
 	a.onOutbound(d)
 }
 
-func (a *Assembler) startRequest(c *conn, d *event.Data, b []byte, pipelined bool) {
+func (a *Assembler) startRequest(c *conn, d *event.Data, b []byte, n int64, pipelined bool) {
 	r := &request{
 		tid: d.TID, comm: d.Comm, start: d.TS, startCnt: d.Counters, lostSeq: d.LostSeq,
 		peers: map[string]*profile.NetworkPeer{},
@@ -256,10 +264,7 @@ func (a *Assembler) startRequest(c *conn, d *event.Data, b []byte, pipelined boo
 		r.parseErr = true
 	}
 	r.head = head
-	r.reqBytes = int64(len(b))
-	if !pipelined {
-		r.reqBytes = d.Ret
-	}
+	r.reqBytes = n
 	if c.cur == nil {
 		c.cur = r
 		a.thread(d.TID).serving = r
@@ -301,6 +306,19 @@ func (a *Assembler) onResponseWrite(c *conn, d *event.Data) {
 	}
 	r.respBytes += d.Ret
 	r.lastTS, r.lastCnt, r.lastTID, r.lastLost = d.TS, d.Counters, d.TID, d.LostSeq
+	if code := r.resp.StatusCode; r.respHeadOK && code >= 100 && code < 200 && code != 101 {
+		// An interim response (100 Continue, 103 Early Hints): the final
+		// head follows, in this write or a later one.
+		rest := d.Bytes[min(r.resp.HeadLen, len(d.Bytes)):]
+		r.respStarted, r.respHeadOK, r.resp, r.respBody = false, false, httpparse.ResponseHead{}, 0
+		if httpparse.LooksLikeResponse(rest) {
+			tail := *d
+			tail.Bytes, tail.Ret = rest, d.Ret-int64(len(d.Bytes)-len(rest))
+			r.respBytes -= tail.Ret // counted again below
+			a.onResponseWrite(c, &tail)
+		}
+		return
+	}
 	if r.respHeadOK {
 		cl, chunked := r.resp.ContentLength, r.resp.Chunked
 		if httpparse.NoBody(r.head.Method, r.resp.StatusCode) {
@@ -354,8 +372,10 @@ func (a *Assembler) onDNS(r *request, d *event.Data, server netip.AddrPort) {
 	if d.Sock.Proto == 6 {
 		parse = dnsmsg.ParseTCP
 	}
-	m, err := parse(d.Bytes)
-	if err != nil || len(m.Questions) == 0 {
+	// A capture prefix may cut the answers off: the header and question
+	// are what matter, so a parse error after them is not a reason to drop.
+	m, _ := parse(d.Bytes)
+	if len(m.Questions) == 0 {
 		return
 	}
 	q := m.Questions[0]
@@ -567,16 +587,26 @@ func (a *Assembler) addTimeline(p *profile.Profile, r *request, end uint64) {
 			continue
 		}
 		cat := kernelCategory[s.Category&7]
-		// The segment spans [Start, Run]; its waiting time is BlockedNS.
-		// A segment straddling the request start only counts the part inside.
-		blocked := int64(s.BlockedNS)
-		span := int64(s.Run - s.Start)
-		if s.Start < r.start && span > 0 {
-			blocked = blocked * int64(s.Run-r.start) / span
+		// The segment spans [Start, Run] and holds BlockedNS of waiting and
+		// RunqNS of wake-up delay (plus, when coalesced, the CPU time between
+		// its waits). One that straddles the window counts the overlapping
+		// fraction of both, so the timeline never exceeds the request.
+		blocked, runq := int64(s.BlockedNS), int64(s.RunqNS)
+		lo, hi := max(s.Start, r.start), min(s.Run, end)
+		switch span := s.Run - s.Start; {
+		case hi-lo >= span:
+		case s.Count <= 1 && s.Wake >= s.Start && s.Wake <= s.Run:
+			// One wait: blocked until Wake, runnable after; clip each.
+			blocked, runq = overlap(s.Start, s.Wake, lo, hi), overlap(s.Wake, s.Run, lo, hi)
+		case s.Count <= 1: // preempted: runnable throughout
+			blocked = overlap(s.Start, s.Run, lo, hi)
+		default:
+			f := float64(hi-lo) / float64(span)
+			blocked, runq = int64(float64(blocked)*f), int64(float64(runq)*f)
 		}
 		seg := profile.Segment{
 			Category:      cat,
-			StartOffsetNS: int64(max(s.Start, r.start) - r.start),
+			StartOffsetNS: int64(lo - r.start),
 			DurationNS:    blocked,
 			Syscall:       event.SyscallName(s.Syscall),
 			FDKind:        s.FDKind.String(),
@@ -586,7 +616,7 @@ func (a *Assembler) addTimeline(p *profile.Profile, r *request, end uint64) {
 			seg.Count = int(s.Count)
 		}
 		if cat != profile.Runq {
-			seg.RunqNS = int64(s.RunqNS)
+			seg.RunqNS = runq
 		}
 		if s.FD >= 0 && s.FDKind != event.FDUnknown {
 			seg.FD = s.FD
@@ -651,6 +681,15 @@ func (a *Assembler) addNetwork(p *profile.Profile, r *request, end uint64) {
 		p.Network = append(p.Network, np)
 	}
 	sort.Slice(p.Network, func(i, j int) bool { return p.Network[i].StartOffsetNS < p.Network[j].StartOffsetNS })
+}
+
+// overlap is the length of [a, b] ∩ [lo, hi].
+func overlap(a, b, lo, hi uint64) int64 {
+	a, b = max(a, lo), min(b, hi)
+	if b <= a {
+		return 0
+	}
+	return int64(b - a)
 }
 
 func join(a, b string) string {

@@ -36,6 +36,8 @@ func Mount() (string, error) {
 
 func mountFrom(r io.Reader) (string, error) {
 	sc := bufio.NewScanner(r)
+	// Overlay mounts can have very long option lists.
+	sc.Buffer(make([]byte, 64<<10), 4<<20)
 	for sc.Scan() {
 		fields := strings.Fields(sc.Text())
 		if len(fields) >= 3 && fields[2] == "cgroup2" {

@@ -85,12 +85,19 @@ func TestLayoutSizes(t *testing.T) {
 		{"event_hdr", unsafe.Sizeof(bpf.CameraEventHdr{}), 32},
 		{"sock_info", unsafe.Sizeof(bpf.CameraSockInfo{}), 40},
 		{"data_event", unsafe.Sizeof(bpf.CameraDataEvent{}), 720},
-		{"wait_detail", unsafe.Sizeof(bpf.CameraWaitDetail{}), 200},
-		{"segment_event", unsafe.Sizeof(bpf.CameraSegmentEvent{}), 304},
 		{"close_event", unsafe.Sizeof(bpf.CameraCloseEvent{}), 40},
 	} {
 		if c.got != c.want {
 			t.Errorf("sizeof(%s) = %d, want %d", c.name, c.got, c.want)
+		}
+	}
+	// Structs holding u64s are 8-aligned in C: their size is a multiple of 8.
+	for name, size := range map[string]uintptr{
+		"wait_detail":   unsafe.Sizeof(bpf.CameraWaitDetail{}),
+		"segment_event": unsafe.Sizeof(bpf.CameraSegmentEvent{}),
+	} {
+		if size%8 != 0 {
+			t.Errorf("sizeof(%s) = %d, not a multiple of 8", name, size)
 		}
 	}
 	var d bpf.CameraDataEvent
@@ -429,6 +436,7 @@ func TestDecodeSegment(t *testing.T) {
 		var r bpf.CameraSegmentEvent
 		r.H = hdr(TypeSegment)
 		r.Start, r.Wake, r.Run = 1000, 5000, 5200
+		r.BlockedNs, r.RunqNs, r.Count = 4000, 200, 1
 		r.Bytes = -1
 		r.WakerTid = 202
 		r.Cat = CatLock
@@ -501,6 +509,23 @@ func TestDecodeSegment(t *testing.T) {
 			},
 		},
 		{
+			name: "coalesced timed futex waits",
+			mod: func(r *bpf.CameraSegmentEvent) {
+				r.Cat = CatSleep
+				r.Count = 20
+				r.BlockedNs, r.RunqNs = 8_000_000, 12_345
+				r.Bytes = 1 << 40
+				r.D.Timed = 1
+			},
+			want: func(s *Segment) {
+				s.Category = CatSleep
+				s.Count = 20
+				s.BlockedNS, s.RunqNS = 8_000_000, 12_345
+				s.Bytes = 1 << 40
+				s.Timed = true
+			},
+		},
+		{
 			name: "name filling the whole array",
 			mod: func(r *bpf.CameraSegmentEvent) {
 				setComm(r.D.Name[:], strings.Repeat("n", 70))
@@ -550,7 +575,7 @@ func TestDecodeSegment(t *testing.T) {
 			}
 			want := &Segment{
 				Header: wantHdr(TypeSegment),
-				Start:  1000, Wake: 5000, Run: 5200, Bytes: -1,
+				Start:  1000, Wake: 5000, Run: 5200, BlockedNS: 4000, RunqNS: 200, Count: 1, Bytes: -1,
 				Category: CatLock, WakerTID: 202, WakerComm: "worker-2", Comm: "worker-1",
 				Syscall: 202, Arg0: 0x7f0000001000, FD: -1, FDKind: FDUnknown,
 			}
