@@ -27,6 +27,10 @@ const volatile u32 target_level = 0; /* its depth below the cgroup2 root */
 const volatile u64 self_cgid = 0;    /* the sidecar's own cgroup: never watched */
 const volatile u32 self_tgid = 0;
 const volatile u64 segment_ns = 1000000;
+/* Wake the reader only once this much is waiting: a wake-up per event would
+ * cost more than the event. The reader also polls on a short timer, so a
+ * quiet pod's events are late by at most that period. */
+const volatile u64 wakeup_bytes = 256 << 10;
 
 /* Bumped on every ring-buffer reservation failure; each event carries it so
  * user space knows which requests overlap a loss (partial). */
@@ -56,10 +60,6 @@ struct thread_state {
 	u32 agg_n;
 	u8 agg_cat;
 	u8 _pad3[7];
-	/* the data syscall in flight: arguments saved at enter for exit */
-	u64 sc_args[5];
-	s32 sc_nr;
-	u32 _pad2;
 };
 
 struct {
@@ -105,6 +105,12 @@ static __always_inline void *reserve(u64 size, u8 type)
 	}
 	stat_add(type);
 	return e;
+}
+
+static __always_inline u64 wakeup_flags(void)
+{
+	return bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes ?
+		       BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
 }
 
 static __always_inline void fill_hdr(struct event_hdr *h, u8 type, u64 now)
@@ -183,12 +189,8 @@ static __always_inline u8 file_kind(struct file *f)
 	}
 }
 
-static __always_inline void read_sock(struct file *f, struct sock_info *si)
+static __always_inline void sock_info_of(struct sock *sk, struct sock_info *si)
 {
-	struct socket *sock = BPF_CORE_READ(f, private_data);
-	struct sock *sk = BPF_CORE_READ(sock, sk);
-	if (!sk)
-		return;
 	si->family = BPF_CORE_READ(sk, __sk_common.skc_family);
 	si->proto = BPF_CORE_READ(sk, sk_protocol);
 	si->lport = BPF_CORE_READ(sk, __sk_common.skc_num);
@@ -200,6 +202,14 @@ static __always_inline void read_sock(struct file *f, struct sock_info *si)
 		bpf_core_read(si->laddr, 16, &sk->__sk_common.skc_v6_rcv_saddr);
 		bpf_core_read(si->raddr, 16, &sk->__sk_common.skc_v6_daddr);
 	}
+}
+
+static __always_inline void read_sock(struct file *f, struct sock_info *si)
+{
+	struct socket *sock = BPF_CORE_READ(f, private_data);
+	struct sock *sk = BPF_CORE_READ(sock, sk);
+	if (sk)
+		sock_info_of(sk, si);
 }
 
 static __always_inline void read_file_name(struct file *f, struct wait_detail *d)
@@ -341,7 +351,7 @@ static __always_inline void emit_segment(struct thread_state *st, u64 in_ts, u64
 	__builtin_memcpy(e->waker_comm, st->waker_comm, sizeof(e->waker_comm));
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
 	__builtin_memcpy(&e->d, &st->d, sizeof(e->d));
-	bpf_ringbuf_submit(e, 0);
+	bpf_ringbuf_submit(e, wakeup_flags());
 }
 
 /* Add a finished wait to the run of same-kind waits; emit the run once its
@@ -472,111 +482,53 @@ int BPF_PROG(on_waking, struct task_struct *p)
 SEC("tp_btf/sched_process_exit")
 int BPF_PROG(on_exit, struct task_struct *p)
 {
-	struct close_event *e;
+	struct event_hdr *e;
 	if (!watched() || !state(false))
 		return 0;
 	e = reserve(sizeof(*e), EV_EXIT);
 	if (!e)
 		return 0;
-	fill_hdr(&e->h, EV_EXIT, bpf_ktime_get_ns());
-	e->fd = -1;
-	e->_pad = 0;
-	bpf_ringbuf_submit(e, 0);
+	fill_hdr(e, EV_EXIT, bpf_ktime_get_ns());
+	bpf_ringbuf_submit(e, wakeup_flags());
 	return 0;
 }
 
-/* ---- syscalls that carry request/response bytes ---- */
+/* ---- socket data: sock_send_length / sock_recv_length ---- */
 
-struct sys_enter_ctx {
-	u64 _common;
-	s32 nr;
-	u32 _pad;
-	u64 args[6];
-};
+/* These two tracepoints fire inside sock_sendmsg/sock_recvmsg, i.e. only for
+ * socket I/O (any syscall: read, write, readv, writev, the send and recv families, sendfile and
+ * splice to a socket), never for pipes or files. So, unlike syscall hooks,
+ * they cost nothing to the rest of the node's file and pipe I/O, and they
+ * hand us the socket itself: no fd table walk. The syscall and the user
+ * buffer come from the task's saved registers; the bytes are already in the
+ * user buffer when sock_recvmsg returns. */
 
-struct sys_exit_ctx {
-	u64 _common;
-	s32 nr;
-	u32 _pad;
-	s64 ret;
-};
+#define MSG_PEEK 2
 
-/* The kernel refuses to attach a tracepoint program that reads past the
- * event's record, and each syscall's record holds only its own arguments;
- * so there is one entry program per argument count, sharing this body. */
-static __always_inline int sys_enter(struct sys_enter_ctx *ctx, int nargs)
-{
-	struct thread_state *st;
-	s32 nr = ctx->nr;
-
-	if (!watched())
-		return 0;
-	if (nr == 3 /* close */) {
-		struct task_struct *task = bpf_get_current_task_btf();
-		struct close_event *e;
-		if (file_kind(fd_file(task, ctx->args[0])) != FD_SOCKET)
-			return 0;
-		e = reserve(sizeof(*e), EV_CLOSE);
-		if (!e)
-			return 0;
-		fill_hdr(&e->h, EV_CLOSE, bpf_ktime_get_ns());
-		e->fd = ctx->args[0];
-		e->_pad = 0;
-		bpf_ringbuf_submit(e, 0);
-		return 0;
-	}
-	st = state(true);
-	if (!st)
-		return 0;
-	st->sc_nr = nr;
-	st->sc_args[0] = ctx->args[0];
-	if (nargs > 1)
-		st->sc_args[1] = ctx->args[1];
-	if (nargs > 2)
-		st->sc_args[2] = ctx->args[2];
-	if (nargs > 3)
-		st->sc_args[3] = ctx->args[3];
-	if (nargs > 4)
-		st->sc_args[4] = ctx->args[4];
-	return 0;
-}
-
-SEC("tracepoint/syscalls/sys_enter_close")
-int on_sys_enter1(struct sys_enter_ctx *ctx) { return sys_enter(ctx, 1); }
-
-SEC("tracepoint/syscalls/sys_enter_read")
-int on_sys_enter3(struct sys_enter_ctx *ctx) { return sys_enter(ctx, 3); }
-
-SEC("tracepoint/syscalls/sys_enter_sendmmsg")
-int on_sys_enter4(struct sys_enter_ctx *ctx) { return sys_enter(ctx, 4); }
-
-SEC("tracepoint/syscalls/sys_enter_recvmmsg")
-int on_sys_enter5(struct sys_enter_ctx *ctx) { return sys_enter(ctx, 5); }
-
-SEC("tracepoint/syscalls/sys_enter_sendto")
-int on_sys_enter6(struct sys_enter_ctx *ctx) { return sys_enter(ctx, 6); }
-
-/* The user buffer holding the first bytes a data syscall moved, and its size. */
-static __always_inline u64 first_buf(s32 nr, u64 *args, u64 *len)
+/* The user buffer holding the first bytes a data syscall moved, and its
+ * size, from the syscall's arguments (x86_64: di si dx r10 r8 r9). */
+static __always_inline u64 first_buf(s32 nr, struct pt_regs *regs, u64 *len)
 {
 	struct iovec_abi iov = {};
 	u64 iovp = 0;
 
 	switch (nr) {
 	case NR_read: case NR_write: case NR_recvfrom: case NR_sendto:
-		*len = args[2];
-		return args[1];
-	case NR_readv: case NR_writev:
-		iovp = args[1];
+	case NR_pread64: case NR_pwrite64:
+		*len = BPF_CORE_READ(regs, dx);
+		return BPF_CORE_READ(regs, si);
+	case NR_readv: case NR_writev: case NR_preadv: case NR_pwritev:
+	case NR_preadv2: case NR_pwritev2:
+		iovp = BPF_CORE_READ(regs, si);
 		break;
 	case NR_recvmsg: case NR_sendmsg: case NR_recvmmsg: case NR_sendmmsg: {
 		/* mmsghdr starts with a msghdr: the first message is enough. */
 		struct msghdr_abi m = {};
-		bpf_probe_read_user(&m, sizeof(m), (void *)args[1]);
+		bpf_probe_read_user(&m, sizeof(m), (void *)BPF_CORE_READ(regs, si));
 		iovp = m.msg_iov;
 		break;
 	}
-	default:
+	default: /* sendfile, splice, io_uring: no user buffer to read */
 		*len = 0;
 		return 0;
 	}
@@ -585,97 +537,107 @@ static __always_inline u64 first_buf(s32 nr, u64 *args, u64 *len)
 	return iov.iov_base;
 }
 
-/* The peer sockaddr given to sendto/recvfrom or in msg_name, for
- * unconnected datagram sockets (DNS over UDP). */
-static __always_inline void peer_addr(struct data_event *e, s32 nr, u64 *args)
+/* The destination of an unconnected datagram (sendto's 5th argument or
+ * msg_name), for DNS over UDP. Only sends: a recvfrom's source address is
+ * copied to user memory after this tracepoint. */
+static __always_inline void datagram_addr(struct data_event *e, s32 nr, struct pt_regs *regs)
 {
 	u64 addr = 0;
 	e->addr_len = 0;
-	if (nr == NR_sendto || nr == NR_recvfrom) {
-		addr = args[4];
-	} else if (nr == NR_sendmsg || nr == NR_recvmsg || nr == NR_sendmmsg || nr == NR_recvmmsg) {
+	if (nr == NR_sendto) {
+		addr = BPF_CORE_READ(regs, r8);
+	} else if (nr == NR_sendmsg || nr == NR_sendmmsg) {
 		struct msghdr_abi m = {};
-		bpf_probe_read_user(&m, sizeof(m), (void *)args[1]);
+		bpf_probe_read_user(&m, sizeof(m), (void *)BPF_CORE_READ(regs, si));
 		addr = m.msg_name;
 	}
-	/* sockaddr_in6 is the largest family we decode; the family field tells
-	 * user space how much of it is meaningful. */
 	if (addr && bpf_probe_read_user(e->addr, sizeof(e->addr), (void *)addr) == 0)
 		e->addr_len = sizeof(e->addr);
 }
 
-SEC("tracepoint/syscalls/sys_exit_read")
-int on_sys_exit(struct sys_exit_ctx *ctx)
+/* The socket's fd as the syscall named it, -1 when no argument does
+ * (io_uring, or a kernel-internal send). */
+static __always_inline s32 data_fd(s32 nr, struct pt_regs *regs)
+{
+	switch (nr) {
+	case NR_read: case NR_write: case NR_readv: case NR_writev:
+	case NR_recvfrom: case NR_sendto: case NR_recvmsg: case NR_sendmsg:
+	case NR_recvmmsg: case NR_sendmmsg: case NR_sendfile:
+		return BPF_CORE_READ(regs, di);
+	case NR_splice:
+		return BPF_CORE_READ(regs, dx); /* fd_out */
+	}
+	return -1;
+}
+
+static __always_inline int on_sock_data(struct sock *sk, int ret, int flags, u8 dir)
 {
 	struct thread_state *st;
-	struct task_struct *task;
+	struct pt_regs *regs;
 	struct data_event *e;
-	struct file *f;
-	s32 nr = ctx->nr;
-	s64 ret = ctx->ret;
 	u64 now, buf, len = 0, n;
-	u8 dir;
+	s32 nr;
 
+	if (ret < 0 || (ret == 0 && dir) || (flags & MSG_PEEK))
+		return 0;
 	if (!watched())
 		return 0;
-	st = state(false);
+	st = state(true);
 	if (!st)
 		return 0;
 	now = bpf_ktime_get_ns();
-	settle(st, cpu_switch_ts(), now, nr, ret);
-	if (st->sc_nr != nr)
-		return 0;
-	st->sc_nr = -1;
-	if (ret < 0)
-		return 0;
-	dir = (nr == NR_write || nr == NR_writev || nr == NR_sendto || nr == NR_sendmsg ||
-	       nr == NR_sendmmsg || nr == NR_sendfile);
-	/* EOF matters only on reads: it ends a connection's last response. */
-	if (ret == 0 && dir)
-		return 0;
-	task = bpf_get_current_task_btf();
-	f = fd_file(task, st->sc_args[0]);
-	if (file_kind(f) != FD_SOCKET)
-		return 0;
-
+	settle(st, cpu_switch_ts(), now, -1, -1);
 	/* Socket bytes mark request boundaries: a run of short waits must not
 	 * straddle two requests. */
 	st->agg_n = 0;
+
+	regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+	nr = (s32)BPF_CORE_READ(regs, orig_ax);
 	e = reserve(sizeof(*e), EV_DATA);
 	if (!e)
 		return 0;
 	fill_hdr(&e->h, EV_DATA, now);
 	__builtin_memcpy(e->counters, st->counters, sizeof(e->counters));
 	e->ret = ret;
-	e->fd = st->sc_args[0];
+	e->sk = (u64)sk;
+	e->fd = data_fd(nr, regs);
 	e->sysnr = nr;
 	e->dir = dir;
 	e->_pad = 0;
 	e->_pad2 = 0;
 	__builtin_memset(&e->sock, 0, sizeof(e->sock));
-	read_sock(f, &e->sock);
-	peer_addr(e, nr, st->sc_args);
+	sock_info_of(sk, &e->sock);
+	if (dir)
+		datagram_addr(e, nr, regs);
+	else
+		e->addr_len = 0;
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
 	e->data_len = 0;
-	buf = first_buf(nr, st->sc_args, &len);
-	/* mmsg: ret counts messages, not bytes; the first iovec bounds it. */
+	buf = first_buf(nr, regs, &len);
+	/* mmsg: the first message's first iovec bounds what we can read. */
 	n = (nr == NR_recvmmsg || nr == NR_sendmmsg) ? len : (u64)ret;
 	if (n > len)
 		n = len;
 	if (n > DATA_MAX)
 		n = DATA_MAX;
-	if (buf && n > 0) {
-		n &= (DATA_MAX - 1) | DATA_MAX;
-		if (n > DATA_MAX)
-			n = DATA_MAX;
-		if (bpf_probe_read_user(e->data, n, (void *)buf) == 0)
-			e->data_len = n;
-	}
-	bpf_ringbuf_submit(e, 0);
+	if (buf && n > 0 && bpf_probe_read_user(e->data, n & (2 * DATA_MAX - 1), (void *)buf) == 0)
+		e->data_len = n;
+	bpf_ringbuf_submit(e, wakeup_flags());
 	return 0;
+}
+
+SEC("tp_btf/sock_send_length")
+int BPF_PROG(on_send, struct sock *sk, int ret, int flags)
+{
+	return on_sock_data(sk, ret, flags, 1);
+}
+
+SEC("tp_btf/sock_recv_length")
+int BPF_PROG(on_recv, struct sock *sk, int ret, int flags)
+{
+	return on_sock_data(sk, ret, flags, 0);
 }
 
 /* Referenced so the event types reach BTF for bpf2go -type. */
 const struct data_event *_data_event __attribute__((unused));
 const struct segment_event *_segment_event __attribute__((unused));
-const struct close_event *_close_event __attribute__((unused));

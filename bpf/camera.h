@@ -21,9 +21,8 @@ enum cat {
 enum event_type {
 	EV_DATA = 1,    /* read/write of bytes on a socket */
 	EV_SEGMENT = 2, /* a wait longer than the segment threshold */
-	EV_CLOSE = 3,   /* close() of a socket fd */
-	EV_EXIT = 4,    /* a watched thread exited */
-	EV_TYPES = 5,
+	EV_EXIT = 3,    /* a watched thread exited (record: event_hdr alone) */
+	EV_TYPES = 4,
 };
 
 enum fd_kind {
@@ -64,8 +63,9 @@ struct sock_info {
 struct data_event {
 	struct event_hdr h;
 	u64 counters[NCAT]; /* the thread's cumulative category ns at ts */
-	s64 ret;            /* bytes the syscall moved (0 = EOF on read) */
-	s32 fd;
+	s64 ret;            /* bytes moved (0 = EOF on a read) */
+	u64 sk;             /* the socket (kernel address): the connection's key */
+	s32 fd;             /* from the syscall's first argument, -1 if none */
 	u16 sysnr;
 	u8 dir; /* 0 = in (read/recv), 1 = out (write/send) */
 	u8 _pad;
@@ -113,12 +113,6 @@ struct segment_event {
 	char waker_comm[16];
 	char comm[16];
 	struct wait_detail d;
-};
-
-struct close_event {
-	struct event_hdr h;
-	s32 fd;
-	u32 _pad;
 };
 
 #endif

@@ -13,18 +13,12 @@ import (
 	"github.com/cilium/ebpf"
 )
 
-type CameraCloseEvent struct {
-	_   structs.HostLayout
-	H   CameraEventHdr
-	Fd  int32
-	Pad uint32
-}
-
 type CameraDataEvent struct {
 	_        structs.HostLayout
 	H        CameraEventHdr
 	Counters [8]uint64
 	Ret      int64
+	Sk       uint64
 	Fd       int32
 	Sysnr    uint16
 	Dir      uint8
@@ -103,9 +97,6 @@ type CameraThreadState struct {
 	AggN       uint32
 	AggCat     uint8
 	Pad3       [7]uint8
-	ScArgs     [5]uint64
-	ScNr       int32
-	Pad2       uint32
 }
 
 type CameraWaitDetail struct {
@@ -133,15 +124,10 @@ const (
 	CameraMapSwitchTs     = "switch_ts"
 	CameraMapThreads      = "threads"
 	CameraProgOnExit      = "on_exit"
+	CameraProgOnRecv      = "on_recv"
+	CameraProgOnSend      = "on_send"
 	CameraProgOnSwitch    = "on_switch"
-	CameraProgOnSysEnter1 = "on_sys_enter1"
-	CameraProgOnSysEnter3 = "on_sys_enter3"
-	CameraProgOnSysEnter4 = "on_sys_enter4"
-	CameraProgOnSysEnter5 = "on_sys_enter5"
-	CameraProgOnSysEnter6 = "on_sys_enter6"
-	CameraProgOnSysExit   = "on_sys_exit"
 	CameraProgOnWaking    = "on_waking"
-	CameraVarCloseEvent   = "_close_event"
 	CameraVarDataEvent    = "_data_event"
 	CameraVarSegmentEvent = "_segment_event"
 	CameraVarLostSeq      = "lost_seq"
@@ -150,6 +136,7 @@ const (
 	CameraVarSelfTgid     = "self_tgid"
 	CameraVarTargetCgid   = "target_cgid"
 	CameraVarTargetLevel  = "target_level"
+	CameraVarWakeupBytes  = "wakeup_bytes"
 )
 
 // LoadCamera returns the embedded CollectionSpec for Camera.
@@ -194,15 +181,11 @@ type CameraSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type CameraProgramSpecs struct {
-	OnExit      *ebpf.ProgramSpec `ebpf:"on_exit"`
-	OnSwitch    *ebpf.ProgramSpec `ebpf:"on_switch"`
-	OnSysEnter1 *ebpf.ProgramSpec `ebpf:"on_sys_enter1"`
-	OnSysEnter3 *ebpf.ProgramSpec `ebpf:"on_sys_enter3"`
-	OnSysEnter4 *ebpf.ProgramSpec `ebpf:"on_sys_enter4"`
-	OnSysEnter5 *ebpf.ProgramSpec `ebpf:"on_sys_enter5"`
-	OnSysEnter6 *ebpf.ProgramSpec `ebpf:"on_sys_enter6"`
-	OnSysExit   *ebpf.ProgramSpec `ebpf:"on_sys_exit"`
-	OnWaking    *ebpf.ProgramSpec `ebpf:"on_waking"`
+	OnExit   *ebpf.ProgramSpec `ebpf:"on_exit"`
+	OnRecv   *ebpf.ProgramSpec `ebpf:"on_recv"`
+	OnSend   *ebpf.ProgramSpec `ebpf:"on_send"`
+	OnSwitch *ebpf.ProgramSpec `ebpf:"on_switch"`
+	OnWaking *ebpf.ProgramSpec `ebpf:"on_waking"`
 }
 
 // CameraMapSpecs contains maps before they are loaded into the kernel.
@@ -219,7 +202,6 @@ type CameraMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type CameraVariableSpecs struct {
-	CloseEvent   *ebpf.VariableSpec `ebpf:"_close_event"`
 	DataEvent    *ebpf.VariableSpec `ebpf:"_data_event"`
 	SegmentEvent *ebpf.VariableSpec `ebpf:"_segment_event"`
 	LostSeq      *ebpf.VariableSpec `ebpf:"lost_seq"`
@@ -228,6 +210,7 @@ type CameraVariableSpecs struct {
 	SelfTgid     *ebpf.VariableSpec `ebpf:"self_tgid"`
 	TargetCgid   *ebpf.VariableSpec `ebpf:"target_cgid"`
 	TargetLevel  *ebpf.VariableSpec `ebpf:"target_level"`
+	WakeupBytes  *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 }
 
 // CameraObjects contains all objects after they have been loaded into the kernel.
@@ -269,7 +252,6 @@ func (m *CameraMaps) Close() error {
 //
 // It can be passed to LoadCameraObjects or ebpf.CollectionSpec.LoadAndAssign.
 type CameraVariables struct {
-	CloseEvent   *ebpf.Variable `ebpf:"_close_event"`
 	DataEvent    *ebpf.Variable `ebpf:"_data_event"`
 	SegmentEvent *ebpf.Variable `ebpf:"_segment_event"`
 	LostSeq      *ebpf.Variable `ebpf:"lost_seq"`
@@ -278,33 +260,26 @@ type CameraVariables struct {
 	SelfTgid     *ebpf.Variable `ebpf:"self_tgid"`
 	TargetCgid   *ebpf.Variable `ebpf:"target_cgid"`
 	TargetLevel  *ebpf.Variable `ebpf:"target_level"`
+	WakeupBytes  *ebpf.Variable `ebpf:"wakeup_bytes"`
 }
 
 // CameraPrograms contains all programs after they have been loaded into the kernel.
 //
 // It can be passed to LoadCameraObjects or ebpf.CollectionSpec.LoadAndAssign.
 type CameraPrograms struct {
-	OnExit      *ebpf.Program `ebpf:"on_exit"`
-	OnSwitch    *ebpf.Program `ebpf:"on_switch"`
-	OnSysEnter1 *ebpf.Program `ebpf:"on_sys_enter1"`
-	OnSysEnter3 *ebpf.Program `ebpf:"on_sys_enter3"`
-	OnSysEnter4 *ebpf.Program `ebpf:"on_sys_enter4"`
-	OnSysEnter5 *ebpf.Program `ebpf:"on_sys_enter5"`
-	OnSysEnter6 *ebpf.Program `ebpf:"on_sys_enter6"`
-	OnSysExit   *ebpf.Program `ebpf:"on_sys_exit"`
-	OnWaking    *ebpf.Program `ebpf:"on_waking"`
+	OnExit   *ebpf.Program `ebpf:"on_exit"`
+	OnRecv   *ebpf.Program `ebpf:"on_recv"`
+	OnSend   *ebpf.Program `ebpf:"on_send"`
+	OnSwitch *ebpf.Program `ebpf:"on_switch"`
+	OnWaking *ebpf.Program `ebpf:"on_waking"`
 }
 
 func (p *CameraPrograms) Close() error {
 	return _CameraClose(
 		p.OnExit,
+		p.OnRecv,
+		p.OnSend,
 		p.OnSwitch,
-		p.OnSysEnter1,
-		p.OnSysEnter3,
-		p.OnSysEnter4,
-		p.OnSysEnter5,
-		p.OnSysEnter6,
-		p.OnSysExit,
 		p.OnWaking,
 	)
 }

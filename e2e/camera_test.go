@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -352,6 +353,19 @@ func TestOnlyTheWatchedCgroup(t *testing.T) {
 	}
 	if n := len(side.all()); n != 1 {
 		t.Errorf("%d profiles, want exactly the 1 inside", n)
+	}
+	// The same profile from the store, diagnosed on the way out.
+	resp, err := http.Get("http://" + side.httpAddr + "/v1/profiles?limit=5")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var list struct{ Profiles []profile.Profile }
+	if err := json.NewDecoder(resp.Body).Decode(&list); err != nil {
+		t.Fatal(err)
+	}
+	if len(list.Profiles) != 1 || list.Profiles[0].TraceID != in || list.Profiles[0].Diagnosis.Cause == "" {
+		t.Errorf("/v1/profiles = %+v, want the one diagnosed profile of %s", list.Profiles, in)
 	}
 }
 

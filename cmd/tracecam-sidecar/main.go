@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
@@ -43,6 +44,7 @@ func run() error {
 	storeS := fs.String("store-size", envDefault("store-size", "10000"), "profiles kept in memory (a ring)")
 	pod := fs.String("pod", envDefault("pod", os.Getenv("POD_NAME")), "pod name to label profiles with")
 	ns := fs.String("namespace", envDefault("namespace", os.Getenv("POD_NAMESPACE")), "pod namespace to label profiles with")
+	pprofOn := fs.Bool("pprof", envDefault("pprof", "") == "true", "serve Go profiling at /debug/pprof/ on the HTTP port")
 	logLevel := fs.String("log-level", envDefault("log-level", "info"), "debug, info, warn or error")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -70,9 +72,15 @@ func run() error {
 		return fmt.Errorf("--store-size %q: want a positive integer", *storeS)
 	}
 
+	// Profiles are short-lived garbage at a steady rate: collecting less
+	// often trades a little memory (bounded by the store) for CPU the node
+	// would otherwise pay; the soft limit keeps the heap in check.
+	debug.SetGCPercent(400)
+	debug.SetMemoryLimit(256 << 20)
+
 	a, err := agent.Start(agent.Config{
 		Cgroup: *cg, Output: *output, HTTPAddr: *httpAddr, SegmentThreshold: thr,
-		StoreSize: size, Pod: *pod, Namespace: *ns,
+		StoreSize: size, Pod: *pod, Namespace: *ns, Pprof: *pprofOn,
 	})
 	if err != nil {
 		return err

@@ -22,9 +22,10 @@ type tools struct {
 
 // hostInfo is the report's header.
 type hostInfo struct {
-	kernel string
-	cpus   int
-	date   time.Time
+	kernel    string
+	cpus      int
+	date      time.Time
+	loadStart string // 1/5/15-minute load averages when the run began
 }
 
 func (h hostInfo) String() string {
@@ -57,7 +58,21 @@ func describeHost(ctx context.Context) (hostInfo, error) {
 	if err != nil {
 		return hostInfo{}, err
 	}
-	return hostInfo{kernel: kernel, cpus: runtime.NumCPU(), date: time.Now()}, nil
+	return hostInfo{kernel: kernel, cpus: runtime.NumCPU(), date: time.Now(), loadStart: loadAvg()}, nil
+}
+
+// loadAvg is the 1/5/15-minute load average: other work on a 2-CPU box
+// skews results, so the report shows how busy the machine was.
+func loadAvg() string {
+	data, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(data))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
 }
 
 // buildTools compiles the loop benchmark and (unless given) the sidecar into

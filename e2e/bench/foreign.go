@@ -44,7 +44,12 @@ func (c *sidecarCensus) scan() {
 		if c.ours[pid] || c.seen[pid] != "" {
 			continue
 		}
+		// A zombie (exited, not yet reaped) has an empty cmdline and has
+		// already closed its probes.
 		cmdline, _ := os.ReadFile(filepath.Join(filepath.Dir(f), "cmdline"))
+		if len(cmdline) == 0 {
+			continue
+		}
 		c.seen[pid] = strings.TrimSpace(strings.ReplaceAll(string(cmdline), "\x00", " "))
 	}
 }

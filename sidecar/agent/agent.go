@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"strconv"
 	"sync"
@@ -22,11 +23,15 @@ import (
 	"github.com/tracecam/tracecam/sidecar/assemble"
 	"github.com/tracecam/tracecam/sidecar/capture"
 	"github.com/tracecam/tracecam/sidecar/cgroup"
+	"github.com/tracecam/tracecam/sidecar/diagnose"
 	"github.com/tracecam/tracecam/sidecar/event"
 	"github.com/tracecam/tracecam/sidecar/profile"
 	"github.com/tracecam/tracecam/sidecar/render"
 	"github.com/tracecam/tracecam/sidecar/store"
 )
+
+// pollInterval is the longest an event waits in the ring buffer.
+const pollInterval = 50 * time.Millisecond
 
 // Version is set at build time (-ldflags -X).
 var Version = "dev"
@@ -38,6 +43,7 @@ type Config struct {
 	HTTPAddr         string
 	SegmentThreshold time.Duration
 	StoreSize        int
+	Pprof            bool // serve /debug/pprof/ on the HTTP port
 	Pod, Namespace   string
 	Container        string
 	Stdout           io.Writer
@@ -79,7 +85,7 @@ type Status struct {
 	Threshold      string            `json:"segment_threshold"`
 }
 
-var typeNames = [...]string{"", "data", "segment", "close", "exit"}
+var typeNames = [...]string{"", "data", "segment", "exit"}
 
 // Start resolves the target, loads and attaches the probes, and starts
 // serving HTTP. Run consumes events until ctx ends.
@@ -179,7 +185,21 @@ func procFileName(pid uint32, fd int32, ino uint64) string {
 	return name
 }
 
+// Diagnosed returns p with its diagnosis filled in: a shallow copy when it
+// was missing, so profiles shared with the store are never written to.
+func Diagnosed(p *profile.Profile) *profile.Profile {
+	if p.Diagnosis.Cause != "" {
+		return p
+	}
+	q := *p
+	q.Diagnosis = diagnose.Diagnose(p)
+	return &q
+}
+
 func (a *Agent) onProfile(p *profile.Profile) {
+	if a.cfg.Output != "none" {
+		p.Diagnosis = diagnose.Diagnose(p)
+	}
 	a.Store.Add(p)
 	var err error
 	switch a.cfg.Output {
@@ -207,7 +227,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	var rec ringbuf.Record
 	lastFlush := time.Now()
 	for {
-		a.cam.SetDeadline(time.Now().Add(200 * time.Millisecond))
+		// The kernel side wakes us only when 256 KiB are waiting; this
+		// deadline bounds how late a quiet pod's events are read.
+		a.cam.SetDeadline(time.Now().Add(pollInterval))
 		err := a.cam.Read(&rec)
 		switch {
 		case err == nil:
@@ -287,6 +309,10 @@ func (a *Agent) Addr() string {
 
 func (a *Agent) handler() http.Handler {
 	mux := http.NewServeMux()
+	if a.cfg.Pprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		if !a.ready.Load() {
@@ -343,7 +369,11 @@ func (a *Agent) handler() http.Handler {
 		}
 		q.PathPrefix = r.URL.Query().Get("path")
 		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(map[string]any{"profiles": a.Store.List(q)})
+		list := a.Store.List(q)
+		for i, p := range list {
+			list[i] = Diagnosed(p)
+		}
+		json.NewEncoder(w).Encode(map[string]any{"profiles": list})
 	})
 	return mux
 }

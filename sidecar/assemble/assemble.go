@@ -1,13 +1,13 @@
 package assemble
 
 import (
+	"bytes"
 	"fmt"
 	"net/netip"
 	"path"
 	"sort"
 	"time"
 
-	"github.com/tracecam/tracecam/sidecar/diagnose"
 	"github.com/tracecam/tracecam/sidecar/dnsmsg"
 	"github.com/tracecam/tracecam/sidecar/event"
 	"github.com/tracecam/tracecam/sidecar/httpparse"
@@ -52,9 +52,11 @@ type Counters struct {
 	ConnsActive   int
 }
 
+// connKey names a connection: the socket's kernel address within a
+// process (an fd can be dup'ed, reused after close, or absent: io_uring).
 type connKey struct {
-	pid uint32
-	fd  int32
+	pid    uint32
+	socket uint64
 }
 
 type request struct {
@@ -79,8 +81,11 @@ type request struct {
 	lastTID     uint32
 	lastLost    uint64
 
-	dns   []*dnsQuery
-	peers map[string]*profile.NetworkPeer
+	dns []*dnsQuery
+	// dnsSockets remembers the server each socket sent a query to: a reply
+	// on an unconnected UDP socket carries no peer address.
+	dnsSockets map[uint64]netip.AddrPort
+	peers      map[string]*profile.NetworkPeer
 }
 
 type dnsQuery struct {
@@ -159,9 +164,6 @@ func (a *Assembler) Handle(ev any) {
 	case *event.Segment:
 		a.advance(e.TS)
 		a.onSegment(e)
-	case *event.Close:
-		a.advance(e.TS)
-		a.endConn(connKey{e.PID, e.FD}, "connection closed before the response")
 	case *event.Exit:
 		a.advance(e.TS)
 		a.onExit(e)
@@ -212,25 +214,25 @@ func (a *Assembler) onExit(e *event.Exit) {
 }
 
 func (a *Assembler) onData(d *event.Data) {
-	key := connKey{d.PID, d.FD}
+	key := connKey{d.PID, d.Socket}
+	// Only connections with a request in flight have state: a finished
+	// exchange leaves nothing behind, so closed connections cost nothing.
 	c := a.conns[key]
-	if c == nil {
-		if len(a.conns) >= a.cfg.MaxConns {
-			a.evictOldestConn()
-		}
-		c = &conn{key: key}
-		a.conns[key] = c
-	}
-	c.sock = d.Sock
-	c.lastTS = d.TS
-
 	if !d.Out {
-		if d.Ret == 0 { // EOF from the peer
-			a.endConn(key, "client closed before the response")
-			return
-		}
 		if httpparse.LooksLikeRequest(d.Bytes) {
-			parts := httpparse.SplitPipelined(d.Bytes)
+			if c == nil {
+				if len(a.conns) >= a.cfg.MaxConns {
+					a.evictOldestConn()
+				}
+				c = &conn{key: key}
+				a.conns[key] = c
+			}
+			c.sock, c.lastTS = d.Sock, d.TS
+			parts := [][]byte{d.Bytes}
+			if i := bytes.Index(d.Bytes, headEnd); i >= 0 && i+len(headEnd) < len(d.Bytes) {
+				// More bytes after the first head: a body or pipelined requests.
+				parts = httpparse.SplitPipelined(d.Bytes)
+			}
 			rest := d.Ret // bytes not yet given to a request; the last takes what is left
 			for i, b := range parts {
 				n := int64(len(b))
@@ -242,23 +244,33 @@ func (a *Assembler) onData(d *event.Data) {
 			}
 			return
 		}
-		if c.cur != nil && !c.cur.respStarted && c.cur.tid == d.TID {
-			c.cur.reqBytes += d.Ret // request body
-			return
+		if c != nil {
+			c.lastTS = d.TS
+			if d.Ret == 0 { // EOF from the client
+				a.endConn(key, "client closed before the response")
+				return
+			}
+			if c.cur != nil && !c.cur.respStarted && c.cur.tid == d.TID {
+				c.cur.reqBytes += d.Ret // request body
+				return
+			}
 		}
-	} else if c.cur != nil {
+	} else if c != nil && c.cur != nil {
+		c.lastTS = d.TS
 		a.onResponseWrite(c, d)
 		return
 	}
 	a.onOutbound(d)
 }
 
+var headEnd = []byte("\r\n\r\n")
+
+// noHeaders keeps no response header beyond the framing ones.
+var noHeaders = []string{}
+
 func (a *Assembler) startRequest(c *conn, d *event.Data, b []byte, n int64, pipelined bool) {
-	r := &request{
-		tid: d.TID, comm: d.Comm, start: d.TS, startCnt: d.Counters, lostSeq: d.LostSeq,
-		peers: map[string]*profile.NetworkPeer{},
-	}
-	head, err := httpparse.ParseRequestHead(b)
+	r := &request{tid: d.TID, comm: d.Comm, start: d.TS, startCnt: d.Counters, lostSeq: d.LostSeq}
+	head, err := httpparse.ParseRequestHeadKeep(b, tracectx.HeaderNames)
 	if err != nil {
 		a.c.ParseErrors++
 		r.parseErr = true
@@ -273,6 +285,7 @@ func (a *Assembler) startRequest(c *conn, d *event.Data, b []byte, n int64, pipe
 	if c.cur.respStarted && !pipelined {
 		// A new request on a keep-alive connection ends the previous response.
 		a.finish(c, "")
+		a.conns[c.key] = c // finish forgets an idle connection; this one goes on
 		if c.cur == nil {
 			c.cur = r
 			a.thread(d.TID).serving = r
@@ -290,7 +303,7 @@ func (a *Assembler) onResponseWrite(c *conn, d *event.Data) {
 			// (e.g. a protocol upgrade); treat as response bytes regardless.
 			r.respStarted = true
 		} else {
-			resp, err := httpparse.ParseResponseHead(d.Bytes)
+			resp, err := httpparse.ParseResponseHeadKeep(d.Bytes, noHeaders)
 			if err != nil {
 				a.c.ParseErrors++
 			}
@@ -345,15 +358,25 @@ func (a *Assembler) onOutbound(d *event.Data) {
 	if d.Datagram.IsValid() && d.Datagram.Port() != 0 {
 		peer = d.Datagram
 	}
-	if peer.Port() == 53 && (d.Sock.Proto == 17 || d.Sock.Proto == 6) && len(d.Bytes) > 0 {
+	if srv, ok := r.dnsSockets[d.Socket]; ok && !d.Out {
+		// A reply on an unconnected UDP socket names no peer: it comes
+		// from the server this socket queried.
+		peer = srv
+		if len(d.Bytes) > 0 {
+			a.onDNS(r, d, srv)
+		}
+	} else if peer.Port() == 53 && len(d.Bytes) > 0 && (d.Sock.Proto == 17 || d.Sock.Proto == 6) {
 		a.onDNS(r, d, peer)
 	}
-	if !peer.IsValid() || d.Ret <= 0 {
+	if !peer.IsValid() || peer.Port() == 0 || d.Ret <= 0 {
 		return
 	}
 	key := peer.String()
 	p := r.peers[key]
 	if p == nil {
+		if r.peers == nil {
+			r.peers = map[string]*profile.NetworkPeer{}
+		}
 		p = &profile.NetworkPeer{Peer: key, Protocol: d.Sock.Protocol(), StartOffsetNS: int64(d.TS - r.start)}
 		r.peers[key] = p
 	}
@@ -381,6 +404,10 @@ func (a *Assembler) onDNS(r *request, d *event.Data, server netip.AddrPort) {
 	q := m.Questions[0]
 	if d.Out && !m.Response {
 		a.c.DNSQueries++
+		if r.dnsSockets == nil {
+			r.dnsSockets = map[uint64]netip.AddrPort{}
+		}
+		r.dnsSockets[d.Socket] = server
 		r.dns = append(r.dns, &dnsQuery{
 			id: m.ID, name: q.Name, qtype: dnsmsg.TypeString(q.Type), server: server.String(), ts: d.TS,
 		})
@@ -449,10 +476,8 @@ func (a *Assembler) Flush(now uint64) {
 	idle := uint64(a.cfg.IdleEnd.Nanoseconds())
 	stale := uint64(a.cfg.StaleRequest.Nanoseconds())
 	for k, c := range a.conns {
-		if c.cur == nil {
-			if a.now-c.lastTS > stale {
-				delete(a.conns, k)
-			}
+		if c.cur == nil { // not expected: finish forgets idle connections
+			delete(a.conns, k)
 			continue
 		}
 		switch {
@@ -500,7 +525,9 @@ func (a *Assembler) finish(c *conn, partialWhy string) {
 		}
 		c.cur = next
 		a.thread(next.tid).serving = next
+		return
 	}
+	delete(a.conns, c.key)
 }
 
 func (a *Assembler) build(c *conn, r *request, partialWhy string) *profile.Profile {
@@ -567,7 +594,8 @@ func (a *Assembler) build(c *conn, r *request, partialWhy string) *profile.Profi
 	if partialWhy != "" {
 		p.Partial, p.PartialReason = true, partialWhy
 	}
-	p.Diagnosis = diagnose.Diagnose(p)
+	// The diagnosis is left to whoever hands the profile out (diagnose is
+	// pure and costs more than assembling): most profiles are never read.
 	return p
 }
 

@@ -34,10 +34,13 @@ type thr struct {
 	cnt      [event.NumCategories]uint64
 	lost     uint64
 	socks    map[int32]event.Sock
+	// gen counts how often an fd was closed and reused: each reuse is a new
+	// socket (a new kernel address) behind the same fd number.
+	gen map[int32]uint64
 }
 
 func newThr(tid uint32, comm string) *thr {
-	return &thr{pid: pid, tid: tid, comm: comm, ts: t0, socks: map[int32]event.Sock{}}
+	return &thr{pid: pid, tid: tid, comm: comm, ts: t0, socks: map[int32]event.Sock{}, gen: map[int32]uint64{}}
 }
 
 // spend moves the thread's clock forward by ns, all of it in category cat.
@@ -60,6 +63,13 @@ func (th *thr) sock(fd int32) event.Sock {
 	return clientSock(fd)
 }
 
+// socket is the kernel address of the socket behind fd: distinct fds (and
+// each reuse of an fd) are distinct sockets, the same for every thread of
+// the process.
+func (th *thr) socket(fd int32) uint64 {
+	return 0xffff0000_0000_0000 | th.gen[fd]<<32 | uint64(uint32(fd))
+}
+
 func (th *thr) hdr(ty event.Type) event.Header {
 	return event.Header{Type: ty, PID: th.pid, TID: th.tid, TS: th.ts, LostSeq: th.lost}
 }
@@ -67,7 +77,7 @@ func (th *thr) hdr(ty event.Type) event.Header {
 func (th *thr) data(fd int32, out bool, b string) *event.Data {
 	return &event.Data{
 		Header: th.hdr(event.TypeData), Counters: th.cnt,
-		Ret: int64(len(b)), FD: fd, Out: out, Sock: th.sock(fd), Comm: th.comm,
+		Ret: int64(len(b)), Socket: th.socket(fd), FD: fd, Out: out, Sock: th.sock(fd), Comm: th.comm,
 		Bytes: []byte(b),
 	}
 }
@@ -75,9 +85,6 @@ func (th *thr) data(fd int32, out bool, b string) *event.Data {
 func (th *thr) read(fd int32, b string) *event.Data  { return th.data(fd, false, b) }
 func (th *thr) write(fd int32, b string) *event.Data { return th.data(fd, true, b) }
 func (th *thr) eof(fd int32) *event.Data             { return th.data(fd, false, "") }
-func (th *thr) close(fd int32) *event.Close {
-	return &event.Close{Header: th.hdr(event.TypeClose), FD: fd}
-}
 
 // wait makes the thread block in cat for blocked ns, then sit runnable for
 // runq ns, and returns the segment the kernel reports when it runs again.
@@ -191,6 +198,9 @@ func TestKeepAliveSequential(t *testing.T) {
 		th.spend(event.CatEpoll, 5*ms) // idle between requests
 		raw := req(r.method, r.target, fmt.Sprintf("Content-Length: %d\r\n", len(r.body))) + r.body
 		h.feed(th.read(5, raw))
+		if c := h.a.Counters().ConnsActive; c != 1 {
+			t.Fatalf("request %d in flight: %d connections tracked, want 1", i, c)
+		}
 		start := th.ts
 		startCnt := th.cnt
 		th.spend(event.CatCPU, 300*us).
@@ -213,6 +223,10 @@ func TestKeepAliveSequential(t *testing.T) {
 		path, _, _ := strings.Cut(r.target, "?")
 		wants = append(wants, want{r.method, path, r.status, start, th.ts - start, b, int64(len(raw)), int64(len(out))})
 		h.wantN(i + 1)
+		// Between requests the keep-alive connection has no state.
+		if c := h.a.Counters().ConnsActive; c != 0 {
+			t.Fatalf("after response %d: %d connections tracked, want 0", i, c)
+		}
 	}
 	for i, w := range wants {
 		p := h.out[i]
@@ -251,13 +265,13 @@ func TestKeepAliveSequential(t *testing.T) {
 			if len(p.SpanID) != 16 {
 				t.Errorf("span id %q", p.SpanID)
 			}
-			if p.Diagnosis.Cause == "" {
-				t.Error("no diagnosis")
+			if p.Diagnosis.Cause != "" {
+				t.Error("assembler diagnosed: that is left to whoever hands the profile out")
 			}
 		})
 	}
 	c := h.a.Counters()
-	if c.Profiles != 3 || c.Partial != 0 || c.Events != 6 || c.ConnsActive != 1 || c.ParseErrors != 0 {
+	if c.Profiles != 3 || c.Partial != 0 || c.Events != 6 || c.ConnsActive != 0 || c.ParseErrors != 0 {
 		t.Errorf("counters %+v", c)
 	}
 	if h.out[0].SpanID == h.out[1].SpanID {
@@ -388,13 +402,23 @@ func TestResponseEnd(t *testing.T) {
 			want: 1, status: 200,
 		},
 		{
-			name: "no length: ends on close",
+			name: "no length, Connection: close, two writes: ends on EOF read",
 			steps: []step{
 				{w("HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nsome"), 0, true},
 				{w("more"), 0, true},
-				{func(th *thr) any { th.spend(event.CatCPU, ms); return th.close(5) }, 1, false},
+				{func(th *thr) any { th.spend(event.CatCPU, ms); return th.eof(5) }, 1, false},
 			},
 			want: 1, status: 200,
+		},
+		{
+			name: "no length: EOF on another socket ends nothing",
+			steps: []step{
+				{w("HTTP/1.1 200 OK\r\n\r\nstream"), 0, true},
+				{func(th *thr) any { return th.eof(6) }, 0, false},
+				{func(th *thr) any { th.gen[5]++; return th.eof(5) }, 0, false}, // fd 5 reused: another socket
+			},
+			flushAt: func(last uint64) uint64 { return last + uint64(2*time.Second) + 1 },
+			want:    1, status: 200,
 		},
 		{
 			name: "no length: ends on EOF read",
@@ -421,10 +445,10 @@ func TestResponseEnd(t *testing.T) {
 			want:    1, status: 200,
 		},
 		{
-			name: "not an HTTP response: ends on close, partial",
+			name: "not an HTTP response: ends on EOF read, partial",
 			steps: []step{
 				{w("\x00\x01binary"), 0, true},
-				{func(th *thr) any { return th.close(5) }, 1, false},
+				{func(th *thr) any { return th.eof(5) }, 1, false},
 			},
 			want: 1, status: 0, partial: true,
 		},
@@ -472,6 +496,116 @@ func TestResponseEnd(t *testing.T) {
 	}
 }
 
+// A client that hangs up (EOF) before the response leaves no profile: the
+// request counts as incomplete and its connection is forgotten.
+func TestEOFBeforeResponse(t *testing.T) {
+	h := newHarness(t, Config{})
+	th := newThr(101, "w")
+	db := event.Sock{Family: 2, Proto: 6, Local: netip.MustParseAddrPort("10.0.0.2:41000"), Remote: netip.MustParseAddrPort("10.1.2.3:5432")}
+	th.socks[20] = db
+	h.feed(th.read(5, req("GET", "/gone")))
+	th.spend(event.CatCPU, ms)
+	h.feed(th.eof(5))
+	h.wantN(0)
+	if c := h.a.Counters(); c.Incomplete != 1 || c.ConnsActive != 0 || c.Profiles != 0 {
+		t.Fatalf("counters %+v", c)
+	}
+	// The thread no longer serves it: its later traffic goes nowhere, and
+	// a late response on the socket makes no profile.
+	h.feed(th.write(20, "Q"), th.read(20, "R"), th.write(5, resp(200, "")))
+	h.wantN(0)
+	// The next connection on the same thread is unaffected.
+	h.feed(th.read(6, req("GET", "/next")))
+	th.spend(event.CatCPU, ms)
+	h.feed(th.write(20, "Q"), th.read(20, "R"))
+	h.feed(th.write(6, resp(200, "")))
+	h.wantN(1)
+	if p := h.out[0]; p.Path != "/next" || len(p.Network) != 1 || p.Network[0].BytesSent != 1 || p.Network[0].BytesReceived != 1 {
+		t.Errorf("profile %s network %+v", p.Path, p.Network)
+	}
+	if c := h.a.Counters(); c.Incomplete != 1 || c.ConnsActive != 0 {
+		t.Errorf("counters %+v", c)
+	}
+}
+
+// Connections are keyed by socket, not fd: an fd number reused for another
+// socket is another connection, and bytes moved without an fd (io_uring,
+// sendfile, splice: FD -1) or through a dup'ed fd belong to the socket's.
+func TestConnKeyedBySocket(t *testing.T) {
+	t.Run("response without an fd", func(t *testing.T) {
+		h := newHarness(t, Config{})
+		th := newThr(101, "w")
+		h.feed(th.read(5, req("GET", "/f")))
+		th.spend(event.CatCPU, ms)
+		head := th.write(5, "HTTP/1.1 200 OK\r\nContent-Length: 612\r\n\r\n")
+		th.spend(event.CatFile, ms)
+		body := th.write(5, "")
+		body.FD, body.Ret = -1, 612 // sendfile: no bytes captured
+		h.feed(head, body)
+		h.wantN(1)
+		if p := h.out[0]; p.ResponseBytes != int64(len("HTTP/1.1 200 OK\r\nContent-Length: 612\r\n\r\n"))+612 || p.DurationNS != int64(2*ms) {
+			t.Errorf("response bytes %d duration %d", p.ResponseBytes, p.DurationNS)
+		}
+		checkExact(t, h.out[0])
+	})
+	t.Run("dup'ed fd", func(t *testing.T) {
+		h := newHarness(t, Config{})
+		th := newThr(101, "w")
+		h.feed(th.read(5, req("GET", "/d")))
+		th.spend(event.CatCPU, ms)
+		w := th.write(5, resp(200, "x"))
+		w.FD = 9 // dup(5): same socket
+		h.feed(w)
+		h.wantN(1)
+	})
+	t.Run("fd reused for another socket", func(t *testing.T) {
+		h := newHarness(t, Config{})
+		th := newThr(101, "w")
+		h.feed(th.read(5, req("GET", "/old")))
+		th.spend(event.CatCPU, ms)
+		h.feed(th.write(5, "HTTP/1.1 200 OK\r\n\r\nunframed"))
+		// fd 5 is closed without an EOF being read, and reused.
+		th.gen[5]++
+		th.spend(event.CatEpoll, ms)
+		h.feed(th.read(5, req("GET", "/new")))
+		if c := h.a.Counters(); c.ConnsActive != 2 || len(h.out) != 0 {
+			t.Fatalf("%d profiles, counters %+v: the new socket must not end the old one's response", len(h.out), h.a.Counters())
+		}
+		th.spend(event.CatCPU, ms)
+		h.feed(th.write(5, resp(201, "")))
+		h.wantN(1)
+		if p := h.out[0]; p.Path != "/new" || p.StatusCode != 201 || p.DurationNS != int64(ms) {
+			t.Errorf("profile %s %d %d", p.Path, p.StatusCode, p.DurationNS)
+		}
+		// The old socket's response ends at IdleEnd.
+		h.a.Flush(th.ts + uint64(3*time.Second))
+		h.wantN(2)
+		if p := h.out[1]; p.Path != "/old" || p.StatusCode != 200 {
+			t.Errorf("profile %s %d", p.Path, p.StatusCode)
+		}
+		if c := h.a.Counters(); c.ConnsActive != 0 {
+			t.Errorf("counters %+v", c)
+		}
+	})
+	t.Run("same socket in two processes", func(t *testing.T) {
+		// A socket inherited over fork is keyed per process.
+		h := newHarness(t, Config{})
+		a, b := newThr(101, "a"), newThr(201, "b")
+		b.pid = 200
+		h.feed(a.read(5, req("GET", "/a")))
+		h.feed(b.read(5, req("GET", "/b")))
+		if c := h.a.Counters(); c.ConnsActive != 2 {
+			t.Fatalf("counters %+v", c)
+		}
+		b.spend(event.CatCPU, ms)
+		h.feed(b.write(5, resp(200, "")))
+		h.wantN(1)
+		if p := h.out[0]; p.Path != "/b" || p.PID != 200 {
+			t.Errorf("profile %s pid %d", p.Path, p.PID)
+		}
+	})
+}
+
 // TestKeepAliveUnknownLengthEndsAtNextRequest: a response without framing on
 // a keep-alive connection ends when the next request arrives.
 func TestKeepAliveUnknownLengthEndsAtNextRequest(t *testing.T) {
@@ -507,10 +641,16 @@ func TestPipelined(t *testing.T) {
 	th.spend(event.CatCPU, 1*ms)
 	h.feed(th.write(5, resp(200, "1")))
 	h.wantN(1)
+	if c := h.a.Counters().ConnsActive; c != 1 {
+		t.Errorf("%d connections with the pipelined request waiting, want 1", c)
+	}
 	end1 := th.ts
 	th.spend(event.CatCPU, 2*ms).spend(event.CatLock, 500*us)
 	h.feed(th.write(5, resp(202, "2")))
 	h.wantN(2)
+	if c := h.a.Counters().ConnsActive; c != 0 {
+		t.Errorf("%d connections after both responses, want 0", c)
+	}
 	p1, p2 := h.out[0], h.out[1]
 	if p1.Path != "/one" || p2.Path != "/two" || p1.StatusCode != 200 || p2.StatusCode != 202 {
 		t.Fatalf("paths %q %q statuses %d %d", p1.Path, p2.Path, p1.StatusCode, p2.StatusCode)
@@ -691,6 +831,9 @@ func TestNetworkPeer(t *testing.T) {
 	th.spend(event.CatCPU, 100*us)
 	h.feed(th.write(20, strings.Repeat("Q", 100)))
 	offset := th.ts - start
+	if c := h.a.Counters().ConnsActive; c != 1 {
+		t.Errorf("%d connections tracked, want 1: outbound traffic makes no connection state", c)
+	}
 	s1 := th.wait(event.CatNet, 3*ms, 10*us, func(s *event.Segment) {
 		s.Syscall, s.FD, s.FDKind, s.Sock, s.Bytes = 45, 20, event.FDSocket, db, 300
 	})
@@ -721,8 +864,11 @@ func TestNetworkPeer(t *testing.T) {
 		t.Errorf("net %d", p.Breakdown[profile.Net])
 	}
 	// Traffic after the request is not attributed to it, nor to anything.
-	h.feed(th.write(20, "late"))
+	h.feed(th.write(20, "late"), th.read(20, "reply"), th.eof(20))
 	h.wantN(1)
+	if c := h.a.Counters(); c.ConnsActive != 0 || c.Incomplete != 0 {
+		t.Errorf("counters %+v: outbound traffic makes no connection state", c)
+	}
 }
 
 // ---- DNS ----
@@ -787,8 +933,10 @@ func TestDNS(t *testing.T) {
 				sock.Remote = server
 			}
 			th.socks[30] = sock
+			// The kernel records an unconnected datagram's address on
+			// sends only: replies carry none.
 			dg := func(d *event.Data) *event.Data {
-				if !tc.viaConn {
+				if !tc.viaConn && d.Out {
 					d.Datagram = server
 				}
 				return d
@@ -838,6 +986,81 @@ func TestDNS(t *testing.T) {
 				t.Errorf("network %+v", p.Network)
 			}
 		})
+	}
+}
+
+// A reply on an unconnected UDP socket carries no peer address: it is
+// matched to the server the socket sent its query to.
+func TestDNSReplyOnUnconnectedSocket(t *testing.T) {
+	h := newHarness(t, Config{})
+	th := newThr(101, "w")
+	unconnected := event.Sock{Family: 2, Proto: 17, Local: netip.MustParseAddrPort("10.0.0.2:40003"), Remote: netip.MustParseAddrPort("0.0.0.0:0")}
+	other := unconnected
+	other.Local = netip.MustParseAddrPort("10.0.0.2:40004")
+	th.socks[30], th.socks[31] = unconnected, other
+	h.feed(th.read(5, req("GET", "/")))
+	start := th.ts
+	// Before any query, a DNS-looking reply on an unconnected socket is
+	// no lookup.
+	h.feed(th.read(30, string(buildDNSResponse(9, "early.example", 1, 0, []byte{9, 9, 9, 9}))))
+	th.spend(event.CatCPU, 100*us)
+	q := buildDNSQuery(0x5353, "svc.example", 1)
+	send := th.write(30, string(q))
+	send.Datagram = netip.MustParseAddrPort("10.0.0.53:53")
+	h.feed(send)
+	qts := th.ts
+	th.spend(event.CatNet, 3*ms)
+	a := buildDNSResponse(0x5353, "svc.example", 1, 0, []byte{10, 0, 0, 7})
+	// The same reply on another socket, which sent no query: not an answer.
+	h.feed(th.read(31, string(a)))
+	h.feed(th.read(30, string(a))) // no Datagram, Sock.Remote zero
+	ats := th.ts
+	th.spend(event.CatCPU, 100*us)
+	h.feed(th.write(5, resp(200, "")))
+	h.wantN(1)
+	p := h.out[0]
+	checkExact(t, p)
+	want := []profile.DNSQuery{{Name: "svc.example", Type: "A", Rcode: "NOERROR", Server: "10.0.0.53:53",
+		StartOffsetNS: int64(qts - start), LatencyNS: int64(ats - qts), Answered: true}}
+	if !reflect.DeepEqual(p.DNS, want) {
+		t.Errorf("dns %+v\nwant %+v", p.DNS, want)
+	}
+	if c := h.a.Counters(); c.DNSQueries != 1 {
+		t.Errorf("DNSQueries %d", c.DNSQueries)
+	}
+	var srv *profile.NetworkPeer
+	for i := range p.Network {
+		if p.Network[i].Peer == "10.0.0.53:53" {
+			srv = &p.Network[i]
+		}
+	}
+	if srv == nil || srv.Protocol != "udp" || srv.BytesSent != int64(len(q)) || srv.BytesReceived != int64(len(a)) || srv.Calls != 1 {
+		t.Errorf("network %+v, want 10.0.0.53:53 udp sent %d received %d", p.Network, len(q), len(a))
+	}
+}
+
+// The socket a query went out on is remembered per request: the next
+// request's reads on that socket are not DNS replies of the earlier server.
+func TestDNSSocketForgottenWithRequest(t *testing.T) {
+	h := newHarness(t, Config{})
+	th := newThr(101, "w")
+	th.socks[30] = event.Sock{Family: 2, Proto: 17, Local: netip.MustParseAddrPort("10.0.0.2:40003"), Remote: netip.MustParseAddrPort("0.0.0.0:0")}
+	h.feed(th.read(5, req("GET", "/1")))
+	send := th.write(30, string(buildDNSQuery(1, "a.example", 1)))
+	send.Datagram = netip.MustParseAddrPort("10.0.0.53:53")
+	h.feed(send)
+	th.spend(event.CatNet, ms)
+	h.feed(th.write(5, resp(200, "")))
+	h.feed(th.read(5, req("GET", "/2")))
+	th.spend(event.CatNet, ms)
+	h.feed(th.read(30, string(buildDNSResponse(1, "a.example", 1, 0, []byte{1, 2, 3, 4}))))
+	h.feed(th.write(5, resp(200, "")))
+	h.wantN(2)
+	if d := h.out[0].DNS; len(d) != 1 || d[0].Answered {
+		t.Errorf("first request dns %+v, want one unanswered query", d)
+	}
+	if d := h.out[1].DNS; len(d) != 0 {
+		t.Errorf("second request dns %+v, want none", d)
 	}
 }
 
@@ -955,6 +1178,40 @@ func TestMaxConnsEviction(t *testing.T) {
 	// fd 3 and fd 4 still work.
 	h.feed(th.write(3, resp(200, "")), th.write(4, resp(200, "")))
 	h.wantN(3)
+	if c := h.a.Counters(); c.ConnsActive != 0 || c.DroppedConns != 2 {
+		t.Errorf("after the responses: %+v", c)
+	}
+}
+
+// Only connections with a request in flight count against MaxConns:
+// finished keep-alive connections and outbound sockets take no slot.
+func TestMaxConnsCountsOnlyInFlight(t *testing.T) {
+	h := newHarness(t, Config{MaxConns: 2})
+	th := newThr(101, "w")
+	db := event.Sock{Family: 2, Proto: 6, Local: netip.MustParseAddrPort("10.0.0.2:41000"), Remote: netip.MustParseAddrPort("10.1.2.3:5432")}
+	for fd := int32(10); fd < 20; fd++ {
+		th.socks[fd+100] = db
+		h.feed(th.read(fd, req("GET", fmt.Sprint("/", fd))))
+		th.spend(event.CatCPU, ms)
+		h.feed(th.write(fd+100, "Q"), th.read(fd+100, "R")) // a downstream call
+		th.spend(event.CatCPU, ms)
+		h.feed(th.write(fd, resp(200, "")))
+	}
+	h.wantN(10)
+	if c := h.a.Counters(); c.ConnsActive != 0 || c.DroppedConns != 0 {
+		t.Fatalf("after 10 finished requests: %+v", c)
+	}
+	h.feed(th.read(1, req("GET", "/a")), th.read(2, req("GET", "/b")))
+	if c := h.a.Counters(); c.ConnsActive != 2 || c.DroppedConns != 0 {
+		t.Fatalf("two in flight: %+v", c)
+	}
+	h.feed(th.write(1, resp(200, "")), th.write(2, resp(200, "")))
+	h.wantN(12)
+	for _, p := range h.out {
+		if p.Partial {
+			t.Errorf("%s partial: %s", p.Path, p.PartialReason)
+		}
+	}
 }
 
 func TestMaxSegmentsEviction(t *testing.T) {
@@ -1078,13 +1335,22 @@ func TestStaleRequest(t *testing.T) {
 	h.wantN(0)
 }
 
-func TestFlushForgetsIdleConnsAndOldSegments(t *testing.T) {
+// An idle connection is forgotten as soon as its response ends (there is no
+// close record to wait for); Flush drops segments too old for any request.
+func TestIdleConnForgottenAndFlushDropsOldSegments(t *testing.T) {
 	h := newHarness(t, Config{StaleRequest: time.Minute, MaxSegments: 10})
 	th := newThr(101, "w")
 	h.feed(th.wait(event.CatEpoll, ms, 0, nil))
 	h.feed(th.read(5, req("GET", "/")))
 	h.feed(th.write(5, resp(200, "")))
 	h.wantN(1)
+	if c := h.a.Counters(); c.ConnsActive != 0 {
+		t.Errorf("idle conn kept after its response: %+v", c)
+	}
+	h.a.Flush(th.ts + uint64(time.Minute) - 1)
+	if n := len(h.a.threads[101].segs); n != 1 {
+		t.Errorf("%d segments kept before they are stale, want 1", n)
+	}
 	h.a.Flush(th.ts + uint64(2*time.Minute))
 	if c := h.a.Counters(); c.ConnsActive != 0 {
 		t.Errorf("idle conn kept: %+v", c)
@@ -1132,10 +1398,10 @@ func TestGarbage(t *testing.T) {
 	}
 	// Responses without a request.
 	h.feed(th.write(9, resp(200, "x")), th.write(9, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"))
-	// EOF and close before any request.
-	h.feed(th.eof(10), th.close(11), th.eof(9))
-	// Values the assembler does not know.
-	h.feed(nil, "string", 42, &event.Exit{}, &event.Close{}, &event.Data{}, &event.Segment{})
+	// EOF before any request, on sockets seen and unseen.
+	h.feed(th.eof(10), th.eof(11), th.eof(9))
+	// Values the assembler does not know, and zero values.
+	h.feed(nil, "string", 42, &event.Exit{}, &event.Header{}, &event.Data{}, &event.Segment{})
 	h.a.Flush(th.ts + uint64(time.Hour))
 	h.wantN(0)
 	if c := h.a.Counters(); c.Events == 0 {
@@ -1156,7 +1422,9 @@ func TestCountDecodeError(t *testing.T) {
 
 // FuzzAssembler turns the input into a short sequence of synthetic events
 // (three threads of one process with consistent counters, a few fds) and
-// checks that no input panics or produces an impossible profile.
+// checks that no input panics or produces an impossible profile, that
+// connection state stays bounded, and that none is left once every request
+// has ended.
 func FuzzAssembler(f *testing.F) {
 	f.Add([]byte{0, 0, 0, 10, 2, 0, 1, 5, 3, 0, 2, 5})
 	f.Add([]byte{0, 0, 3, 1, 2, 0, 7, 5, 2, 0, 8, 5, 2, 0, 9, 1, 9, 0, 0, 0})
@@ -1188,8 +1456,14 @@ func FuzzAssembler(f *testing.F) {
 			op, who, arg, dt := in[i], in[i+1], in[i+2], uint64(in[i+3])
 			th := ths[int(who)%len(ths)]
 			fd := int32(who>>2) % 4
+			// fd 3 is a UDP socket to a DNS server: connected, or (who bit
+			// 0x40) unconnected, its sends naming the server, its replies not.
+			unconnected := fd == 3 && who&0x40 != 0
 			if fd == 3 {
 				th.socks[3] = event.Sock{Family: 2, Proto: 17, Remote: netip.MustParseAddrPort("10.96.0.10:53")}
+				if unconnected {
+					th.socks[3] = event.Sock{Family: 2, Proto: 17, Remote: netip.MustParseAddrPort("0.0.0.0:0")}
+				}
 			}
 			// Time moves forward for everyone; the thread spends it in a category.
 			if th.ts < now {
@@ -1202,7 +1476,11 @@ func FuzzAssembler(f *testing.F) {
 			case 0, 1:
 				ev = th.read(fd, payloads[int(arg)%len(payloads)])
 			case 2, 3:
-				ev = th.write(fd, payloads[int(arg)%len(payloads)])
+				d := th.write(fd, payloads[int(arg)%len(payloads)])
+				if unconnected {
+					d.Datagram = netip.MustParseAddrPort("10.96.0.10:53")
+				}
+				ev = d
 			case 4:
 				// Raw fuzz bytes as a payload.
 				end := min(len(in), i+4+int(arg)%32)
@@ -1220,7 +1498,15 @@ func FuzzAssembler(f *testing.F) {
 			case 6:
 				ev = th.eof(fd)
 			case 7:
-				ev = th.close(fd)
+				// The fd is closed and reused: a new socket behind the same
+				// number, for every thread. Its first bytes move without an
+				// fd (io_uring, splice).
+				for _, o := range ths {
+					o.gen[fd]++
+				}
+				d := th.data(fd, op&0x10 != 0, payloads[int(arg)%len(payloads)])
+				d.FD = -1
+				ev = d
 			case 8:
 				ev = &event.Exit{Header: th.hdr(event.TypeExit)}
 			case 9:
@@ -1236,8 +1522,18 @@ func FuzzAssembler(f *testing.F) {
 				continue
 			}
 			a.Handle(ev)
+			if c := a.Counters(); c.ConnsActive > 3 {
+				t.Fatalf("%d connections tracked, MaxConns is 3", c.ConnsActive)
+			}
 		}
-		a.Flush(now + uint64(time.Hour))
+		// Each Flush ends or drops the current request of every connection;
+		// a pipelined one behind it takes another.
+		for i := 0; i < 100 && a.Counters().ConnsActive > 0; i++ {
+			a.Flush(now + uint64(time.Hour))
+		}
+		if c := a.Counters(); c.ConnsActive != 0 {
+			t.Fatalf("%d connections left after every request ended: %+v", c.ConnsActive, c)
+		}
 		for _, p := range out {
 			if p.DurationNS < 0 {
 				t.Fatalf("negative duration %d", p.DurationNS)

@@ -11,4 +11,7 @@
 // the serving thread's cumulative category counters; the breakdown is their
 // difference, so it sums exactly to the duration. Waits longer than the
 // threshold arrive as segments of the thread and are clipped to the window.
+//
+// Profiles come out without a diagnosis: callers that hand a profile to a
+// reader run diagnose.Diagnose (see agent), so unread profiles cost less.
 package assemble

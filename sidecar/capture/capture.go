@@ -3,7 +3,6 @@ package capture
 import (
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
 	"sync"
 	"time"
@@ -27,20 +26,6 @@ type Config struct {
 	// SelfPID is never watched (the sidecar process itself).
 	SelfPID          int
 	SegmentThreshold time.Duration
-}
-
-// DataSyscalls are the syscalls whose bytes or lifetime matter, with their
-// argument count: they carry request/response bytes on sockets
-// (read/write/send/recv families) or end a connection (close). Each is a
-// separate tracepoint, so a process outside the pod pays only for these
-// syscalls, not for every syscall.
-var DataSyscalls = []struct {
-	Name  string
-	NArgs int
-}{
-	{"read", 3}, {"write", 3}, {"readv", 3}, {"writev", 3},
-	{"recvfrom", 6}, {"sendto", 6}, {"recvmsg", 3}, {"sendmsg", 3},
-	{"recvmmsg", 5}, {"sendmmsg", 4}, {"sendfile64", 4}, {"close", 1},
 }
 
 // Camera is the loaded and attached set of programs.
@@ -77,9 +62,6 @@ func Open(cfg Config) (*Camera, error) {
 	}
 	if err := rlimit.RemoveMemlock(); err != nil {
 		return nil, fmt.Errorf("raising memlock limit: %w", err)
-	}
-	if err := ensureTracefs(); err != nil {
-		return nil, err
 	}
 	spec, err := bpf.LoadCamera()
 	if err != nil {
@@ -127,15 +109,21 @@ func Open(cfg Config) (*Camera, error) {
 }
 
 func (c *Camera) attach() error {
-	btf := []struct {
+	// All tp_btf: the scheduler for the time accounting, the socket layer
+	// for request bytes. No syscall hook at all: a raw sys_enter/sys_exit
+	// would tax every syscall on the node, per-syscall tracepoints every
+	// read and write (pipes and files too).
+	progs := []struct {
 		prog *ebpf.Program
 		name string
 	}{
 		{c.objs.OnSwitch, "sched_switch"},
 		{c.objs.OnWaking, "sched_waking"},
 		{c.objs.OnExit, "sched_process_exit"},
+		{c.objs.OnSend, "sock_send_length"},
+		{c.objs.OnRecv, "sock_recv_length"},
 	}
-	for _, p := range btf {
+	for _, p := range progs {
 		l, err := link.AttachTracing(link.TracingOptions{Program: p.prog})
 		if err != nil {
 			return fmt.Errorf("attaching %s: %w", p.name, err)
@@ -143,40 +131,6 @@ func (c *Camera) attach() error {
 		c.links = append(c.links, l)
 		c.probes = append(c.probes, "tp_btf/"+p.name)
 	}
-	for _, sc := range DataSyscalls {
-		enter := map[int]*ebpf.Program{
-			1: c.objs.OnSysEnter1, 3: c.objs.OnSysEnter3, 4: c.objs.OnSysEnter4,
-			5: c.objs.OnSysEnter5, 6: c.objs.OnSysEnter6,
-		}[sc.NArgs]
-		for _, dir := range []string{"enter", "exit"} {
-			prog := enter
-			if dir == "exit" {
-				prog = c.objs.OnSysExit
-			}
-			name := "sys_" + dir + "_" + sc.Name
-			l, err := link.Tracepoint("syscalls", name, prog, nil)
-			if err != nil {
-				return fmt.Errorf("attaching tracepoint syscalls/%s: %w", name, err)
-			}
-			c.links = append(c.links, l)
-			c.probes = append(c.probes, "tracepoint/syscalls/"+name)
-		}
-	}
-	return nil
-}
-
-// ensureTracefs mounts tracefs when the host has not: per-syscall
-// tracepoints are looked up there.
-func ensureTracefs() error {
-	for _, p := range []string{"/sys/kernel/tracing/events", "/sys/kernel/debug/tracing/events"} {
-		if _, err := os.Stat(p); err == nil {
-			return nil
-		}
-	}
-	if err := unix.Mount("nodev", "/sys/kernel/tracing", "tracefs", 0, ""); err != nil {
-		return fmt.Errorf("tracefs is not mounted and mounting it at /sys/kernel/tracing failed: %w", err)
-	}
-	slog.Info("mounted tracefs", "path", "/sys/kernel/tracing")
 	return nil
 }
 
@@ -195,14 +149,17 @@ func (c *Camera) SetDeadline(t time.Time) { c.reader.SetDeadline(t) }
 
 // Stats are the kernel-side event counters, summed over CPUs.
 type Stats struct {
-	Sent [5]uint64 // by event type (index = type)
-	Lost [5]uint64
+	Sent [numTypes]uint64 // by event type (index = type)
+	Lost [numTypes]uint64
 }
+
+// numTypes is EV_TYPES in camera.h: record types are 1..numTypes-1.
+const numTypes = 4
 
 // Stats reads the counters.
 func (c *Camera) Stats() (Stats, error) {
 	var s Stats
-	for i := uint32(0); i < 10; i++ {
+	for i := uint32(0); i < 2*numTypes; i++ {
 		var per []uint64
 		if err := c.objs.Stats.Lookup(i, &per); err != nil {
 			return s, fmt.Errorf("reading stats slot %d: %w", i, err)
@@ -211,10 +168,10 @@ func (c *Camera) Stats() (Stats, error) {
 		for _, v := range per {
 			sum += v
 		}
-		if i < 5 {
+		if i < numTypes {
 			s.Sent[i] = sum
 		} else {
-			s.Lost[i-5] = sum
+			s.Lost[i-numTypes] = sum
 		}
 	}
 	return s, nil

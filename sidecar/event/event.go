@@ -18,8 +18,7 @@ type Type uint8
 const (
 	TypeData    Type = 1
 	TypeSegment Type = 2
-	TypeClose   Type = 3
-	TypeExit    Type = 4
+	TypeExit    Type = 3
 )
 
 // NumCategories is the number of kernel-side counters (NCAT).
@@ -109,12 +108,15 @@ type Data struct {
 	Header
 	Counters [NumCategories]uint64
 	Ret      int64 // bytes moved; 0 = EOF on a read
-	FD       int32
-	Syscall  uint16
-	Out      bool // written (response/outbound) rather than read
-	Sock     Sock
-	// Datagram is the sendto/recvfrom/msg_name address, for unconnected
-	// datagram sockets; invalid when absent.
+	// Socket is the kernel address of the socket: with PID, the key of a
+	// connection (fds can be duplicated, reused, or absent as in io_uring).
+	Socket  uint64
+	FD      int32 // the syscall's fd, -1 when it has none
+	Syscall uint16
+	Out     bool // written (response/outbound) rather than read
+	Sock    Sock
+	// Datagram is the destination given to sendto/sendmsg (msg_name) on
+	// an unconnected datagram socket; invalid when absent (and on reads).
 	Datagram netip.AddrPort
 	Comm     string
 	// Bytes are the first bytes moved (at most 512); they alias the record.
@@ -151,19 +153,13 @@ type Segment struct {
 	Path string
 }
 
-// Close is a close() of a socket fd.
-type Close struct {
-	Header
-	FD int32
-}
-
 // Exit is the exit of a watched thread (TID == PID: the process's main thread).
 type Exit struct{ Header }
 
 // ErrShort is returned for a record shorter than its type's layout.
 var ErrShort = errors.New("record too short")
 
-// Decode turns one ring-buffer record into *Data, *Segment, *Close or *Exit.
+// Decode turns one ring-buffer record into *Data, *Segment or *Exit.
 // Bytes of a returned Data alias raw: copy them to keep them past the next read.
 func Decode(raw []byte) (any, error) {
 	if len(raw) < int(unsafe.Sizeof(bpf.CameraEventHdr{})) {
@@ -179,6 +175,7 @@ func Decode(raw []byte) (any, error) {
 			Header:   header(r.H),
 			Counters: r.Counters,
 			Ret:      r.Ret,
+			Socket:   r.Sk,
 			FD:       r.Fd,
 			Syscall:  r.Sysnr,
 			Out:      r.Dir == 1,
@@ -224,18 +221,12 @@ func Decode(raw []byte) (any, error) {
 			Name:      cstr(r.D.Name[:]),
 			Parent:    cstr(r.D.Parent[:]),
 		}, nil
-	case TypeClose:
-		var r bpf.CameraCloseEvent
-		if err := load(raw, &r); err != nil {
-			return nil, err
-		}
-		return &Close{Header: header(r.H), FD: r.Fd}, nil
 	case TypeExit:
-		var r bpf.CameraCloseEvent
+		var r bpf.CameraEventHdr
 		if err := load(raw, &r); err != nil {
 			return nil, err
 		}
-		return &Exit{Header: header(r.H)}, nil
+		return &Exit{Header: header(r)}, nil
 	}
 	return nil, fmt.Errorf("decoding record: unknown type %d", raw[0])
 }

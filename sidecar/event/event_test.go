@@ -84,8 +84,7 @@ func TestLayoutSizes(t *testing.T) {
 	}{
 		{"event_hdr", unsafe.Sizeof(bpf.CameraEventHdr{}), 32},
 		{"sock_info", unsafe.Sizeof(bpf.CameraSockInfo{}), 40},
-		{"data_event", unsafe.Sizeof(bpf.CameraDataEvent{}), 720},
-		{"close_event", unsafe.Sizeof(bpf.CameraCloseEvent{}), 40},
+		{"data_event", unsafe.Sizeof(bpf.CameraDataEvent{}), 728},
 	} {
 		if c.got != c.want {
 			t.Errorf("sizeof(%s) = %d, want %d", c.name, c.got, c.want)
@@ -100,9 +99,28 @@ func TestLayoutSizes(t *testing.T) {
 			t.Errorf("sizeof(%s) = %d, not a multiple of 8", name, size)
 		}
 	}
+	// Field offsets of data_event as the C compiler lays them out.
 	var d bpf.CameraDataEvent
-	if off := unsafe.Offsetof(d.Data); off != 204 {
-		t.Errorf("offsetof(data_event.data) = %d, want 204", off)
+	for _, c := range []struct {
+		name string
+		got  uintptr
+		want uintptr
+	}{
+		{"ret", unsafe.Offsetof(d.Ret), 96},
+		{"sk", unsafe.Offsetof(d.Sk), 104},
+		{"fd", unsafe.Offsetof(d.Fd), 112},
+		{"sysnr", unsafe.Offsetof(d.Sysnr), 116},
+		{"dir", unsafe.Offsetof(d.Dir), 118},
+		{"data_len", unsafe.Offsetof(d.DataLen), 120},
+		{"addr_len", unsafe.Offsetof(d.AddrLen), 122},
+		{"sock", unsafe.Offsetof(d.Sock), 128},
+		{"addr", unsafe.Offsetof(d.Addr), 168},
+		{"comm", unsafe.Offsetof(d.Comm), 196},
+		{"data", unsafe.Offsetof(d.Data), 212},
+	} {
+		if c.got != c.want {
+			t.Errorf("offsetof(data_event.%s) = %d, want %d", c.name, c.got, c.want)
+		}
 	}
 }
 
@@ -115,6 +133,7 @@ func TestDecodeData(t *testing.T) {
 			r.Counters[i] = uint64(1000 * (i + 1))
 		}
 		r.Ret = int64(len(payload))
+		r.Sk = 0xffff8881_2345_6780
 		r.Fd = 9
 		r.Sysnr = 0
 		r.Dir = 0
@@ -350,12 +369,35 @@ func TestDecodeData(t *testing.T) {
 			},
 		},
 		{
-			name:   "negative fd kept",
+			name:   "fd -1 (no fd argument) kept, socket still decoded",
 			mod:    func(r *bpf.CameraDataEvent) { r.Fd = -1 },
 			nbytes: len(payload),
 			check: func(t *testing.T, d *Data) {
 				if d.FD != -1 {
 					t.Errorf("FD = %d", d.FD)
+				}
+				if d.Socket != 0xffff8881_2345_6780 {
+					t.Errorf("Socket = %#x", d.Socket)
+				}
+			},
+		},
+		{
+			name:   "socket address uses all 64 bits",
+			mod:    func(r *bpf.CameraDataEvent) { r.Sk = 0x8000_0000_0000_0001 },
+			nbytes: len(payload),
+			check: func(t *testing.T, d *Data) {
+				if d.Socket != 0x8000_0000_0000_0001 {
+					t.Errorf("Socket = %#x", d.Socket)
+				}
+			},
+		},
+		{
+			name:   "sysnr beyond the fd-taking syscalls (io_uring_enter)",
+			mod:    func(r *bpf.CameraDataEvent) { r.Sysnr, r.Fd = 426, -1 },
+			nbytes: len(payload),
+			check: func(t *testing.T, d *Data) {
+				if d.Syscall != 426 || d.FD != -1 {
+					t.Errorf("Syscall %d FD %d", d.Syscall, d.FD)
 				}
 			},
 		},
@@ -380,8 +422,8 @@ func TestDecodeData(t *testing.T) {
 			if d.Counters != wantCounters {
 				t.Errorf("Counters = %v", d.Counters)
 			}
-			if d.Ret != r.Ret || d.FD != r.Fd || d.Syscall != r.Sysnr || d.Out != (r.Dir == 1) {
-				t.Errorf("Ret/FD/Syscall/Out = %d/%d/%d/%v", d.Ret, d.FD, d.Syscall, d.Out)
+			if d.Ret != r.Ret || d.Socket != r.Sk || d.FD != r.Fd || d.Syscall != r.Sysnr || d.Out != (r.Dir == 1) {
+				t.Errorf("Ret/Socket/FD/Syscall/Out = %d/%#x/%d/%d/%v", d.Ret, d.Socket, d.FD, d.Syscall, d.Out)
 			}
 			if len(d.Bytes) != tc.nbytes {
 				t.Errorf("len(Bytes) = %d, want %d", len(d.Bytes), tc.nbytes)
@@ -587,20 +629,18 @@ func TestDecodeSegment(t *testing.T) {
 	}
 }
 
-func TestDecodeCloseExit(t *testing.T) {
-	c := bpf.CameraCloseEvent{H: hdr(TypeClose), Fd: 12, Pad: 0xffffffff}
-	v, err := Decode(raw(&c))
-	if err != nil {
-		t.Fatal(err)
+// The record types are camera.h's enum event_type.
+func TestTypeNumbers(t *testing.T) {
+	if TypeData != 1 || TypeSegment != 2 || TypeExit != 3 {
+		t.Errorf("types data %d segment %d exit %d, want 1 2 3 (EV_DATA, EV_SEGMENT, EV_EXIT)", TypeData, TypeSegment, TypeExit)
 	}
-	if got, want := v, (&Close{Header: wantHdr(TypeClose), FD: 12}); !reflect.DeepEqual(got, want) {
-		t.Errorf("close: %+v, want %+v", got, want)
-	}
+}
 
-	// The kernel writes a close_event layout (fd = -1) for exits.
-	e := bpf.CameraCloseEvent{H: hdr(TypeExit), Fd: -1}
-	e.H.Tid = e.H.Pid
-	v, err = Decode(raw(&e))
+func TestDecodeExit(t *testing.T) {
+	// An exit record is the bare event_hdr.
+	e := hdr(TypeExit)
+	e.Tid = e.Pid
+	v, err := Decode(raw(&e))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -609,15 +649,31 @@ func TestDecodeCloseExit(t *testing.T) {
 	if got := v; !reflect.DeepEqual(got, &Exit{Header: want}) {
 		t.Errorf("exit: %+v, want %+v", got, &Exit{Header: want})
 	}
+	// A non-main thread's exit keeps its TID.
+	e = hdr(TypeExit)
+	v, err = Decode(raw(&e))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := v; !reflect.DeepEqual(got, &Exit{Header: wantHdr(TypeExit)}) {
+		t.Errorf("thread exit: %+v, want %+v", got, &Exit{Header: wantHdr(TypeExit)})
+	}
+	// Trailing bytes (a longer record from a newer object) are ignored.
+	v, err = Decode(append(raw(&e), 1, 2, 3, 4, 5, 6, 7, 8))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := v; !reflect.DeepEqual(got, &Exit{Header: wantHdr(TypeExit)}) {
+		t.Errorf("exit with trailing bytes: %+v", got)
+	}
 }
 
 // records returns one valid raw record of every type.
 func records() map[string][]byte {
 	d := bpf.CameraDataEvent{H: hdr(TypeData), DataLen: 512}
 	s := bpf.CameraSegmentEvent{H: hdr(TypeSegment)}
-	c := bpf.CameraCloseEvent{H: hdr(TypeClose), Fd: 3}
-	e := bpf.CameraCloseEvent{H: hdr(TypeExit), Fd: -1}
-	return map[string][]byte{"data": raw(&d), "segment": raw(&s), "close": raw(&c), "exit": raw(&e)}
+	e := hdr(TypeExit)
+	return map[string][]byte{"data": raw(&d), "segment": raw(&s), "exit": raw(&e)}
 }
 
 func TestDecodeMalformed(t *testing.T) {
@@ -636,10 +692,10 @@ func TestDecodeMalformed(t *testing.T) {
 		{"31 bytes", make([]byte, 31), true},
 		{"header-only data", hdrOnly(TypeData), true},
 		{"header-only segment", hdrOnly(TypeSegment), true},
-		{"header-only close", hdrOnly(TypeClose), true},
-		{"header-only exit", hdrOnly(TypeExit), true},
+		{"exit, 31 bytes", hdrOnly(TypeExit)[:31], true},
 		{"type 0", hdrOnly(0), false},
-		{"type 5 (EV_TYPES)", hdrOnly(5), false},
+		{"type 4 (EV_TYPES)", hdrOnly(4), false},
+		{"type 5", append(hdrOnly(5), make([]byte, 64)...), false},
 		{"type 255", append(hdrOnly(255), make([]byte, 1000)...), false},
 	}
 	for _, tc := range tests {
@@ -706,10 +762,6 @@ func FuzzDecode(f *testing.F) {
 				t.Fatalf("segment with type %d", e.Type)
 			}
 			_ = e.FDKind.String()
-		case *Close:
-			if e.Type != TypeClose {
-				t.Fatalf("close with type %d", e.Type)
-			}
 		case *Exit:
 			if e.Type != TypeExit {
 				t.Fatalf("exit with type %d", e.Type)

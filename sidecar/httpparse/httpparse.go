@@ -81,6 +81,14 @@ type ResponseHead struct {
 // error. The request line itself must be complete (ErrTruncated otherwise)
 // and well-formed (an error wrapping ErrMalformed otherwise).
 func ParseRequestHead(b []byte) (RequestHead, error) {
+	return ParseRequestHeadKeep(b, nil)
+}
+
+// ParseRequestHeadKeep is ParseRequestHead keeping only the named headers
+// (lower-case names; nil keeps all) in Headers. Host, Content-Length and
+// Transfer-Encoding are always interpreted. On the capture path this skips
+// an allocation per header line the caller does not read.
+func ParseRequestHeadKeep(b []byte, keep []string) (RequestHead, error) {
 	line, rest, ok := cutLine(b)
 	if !ok {
 		return RequestHead{}, ErrTruncated
@@ -89,7 +97,7 @@ func ParseRequestHead(b []byte) (RequestHead, error) {
 	if err := parseRequestLine(line, &h); err != nil {
 		return RequestHead{}, err
 	}
-	f := parseFields(rest)
+	f := parseFields(rest, keep)
 	h.Headers, h.ContentLength, h.Chunked, h.HeadComplete = f.headers, f.contentLength, f.chunked, f.complete
 	if h.HeadComplete {
 		h.HeadLen = len(b) - len(rest) + f.consumed
@@ -104,6 +112,12 @@ func ParseRequestHead(b []byte) (RequestHead, error) {
 // ParseResponseHead is the response counterpart of ParseRequestHead, with
 // the same truncation rules.
 func ParseResponseHead(b []byte) (ResponseHead, error) {
+	return ParseResponseHeadKeep(b, nil)
+}
+
+// ParseResponseHeadKeep is ParseResponseHead keeping only the named headers,
+// like ParseRequestHeadKeep.
+func ParseResponseHeadKeep(b []byte, keep []string) (ResponseHead, error) {
 	line, rest, ok := cutLine(b)
 	if !ok {
 		return ResponseHead{}, ErrTruncated
@@ -112,7 +126,7 @@ func ParseResponseHead(b []byte) (ResponseHead, error) {
 	if err := parseStatusLine(line, &h); err != nil {
 		return ResponseHead{}, err
 	}
-	f := parseFields(rest)
+	f := parseFields(rest, keep)
 	h.Headers, h.ContentLength, h.Chunked, h.HeadComplete = f.headers, f.contentLength, f.chunked, f.complete
 	if h.HeadComplete {
 		h.HeadLen = len(b) - len(rest) + f.consumed
@@ -183,7 +197,34 @@ type fields struct {
 // captured bytes. It is lenient about individual lines (skipping ones it
 // cannot interpret) because one odd header should not cost us the rest of
 // the head, and the start line has already established that this is HTTP.
-func parseFields(b []byte) fields {
+// interpreted are the headers parseFields always reads for framing.
+var interpreted = []string{"host", "content-length", "transfer-encoding"}
+
+// lookupName returns the entry of names equal to name ignoring ASCII case,
+// without allocating.
+func lookupName(name []byte, names []string) (string, bool) {
+	for _, n := range names {
+		if len(n) == len(name) && asciiEqualFold(name, n) {
+			return n, true
+		}
+	}
+	return "", false
+}
+
+func asciiEqualFold(b []byte, lower string) bool {
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != lower[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func parseFields(b []byte, keep []string) fields {
 	f := fields{headers: make(map[string]string), contentLength: -1}
 	rest := b
 	for !f.complete {
@@ -208,7 +249,16 @@ func parseFields(b []byte) fields {
 		if !ok || len(name) == 0 || !isToken(name) {
 			continue
 		}
-		key := strings.ToLower(string(name))
+		var key string
+		if keep == nil {
+			key = strings.ToLower(string(name))
+		} else if k, ok := lookupName(name, interpreted); ok {
+			key = k
+		} else if k, ok := lookupName(name, keep); ok {
+			key = k
+		} else {
+			continue
+		}
 		if _, seen := f.headers[key]; seen {
 			continue
 		}

@@ -15,7 +15,6 @@ type Ring struct {
 	buf     []*profile.Profile
 	next    int
 	full    bool
-	byTrace map[string][]*profile.Profile
 	evicted uint64
 	added   uint64
 }
@@ -25,19 +24,17 @@ func NewRing(size int) *Ring {
 	if size < 1 {
 		size = 1
 	}
-	return &Ring{buf: make([]*profile.Profile, size), byTrace: map[string][]*profile.Profile{}}
+	return &Ring{buf: make([]*profile.Profile, size)}
 }
 
 // Add stores p, evicting the oldest profile when full.
 func (r *Ring) Add(p *profile.Profile) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if old := r.buf[r.next]; old != nil {
-		r.unindex(old)
+	if r.buf[r.next] != nil {
 		r.evicted++
 	}
 	r.buf[r.next] = p
-	r.byTrace[p.TraceID] = append(r.byTrace[p.TraceID], p)
 	r.added++
 	r.next++
 	if r.next == len(r.buf) {
@@ -45,26 +42,20 @@ func (r *Ring) Add(p *profile.Profile) {
 	}
 }
 
-func (r *Ring) unindex(p *profile.Profile) {
-	list := r.byTrace[p.TraceID]
-	for i, q := range list {
-		if q == p {
-			list = append(list[:i], list[i+1:]...)
-			break
+// Trace returns the stored profiles of a trace, oldest first. It scans the
+// ring rather than keeping an index: Add is on the capture path and runs for
+// every request, lookups run when a person asks (10,000 profiles scan in
+// tens of microseconds).
+func (r *Ring) Trace(traceID string) []*profile.Profile {
+	id := strings.ToLower(traceID)
+	r.mu.RLock()
+	var out []*profile.Profile
+	for _, p := range r.buf {
+		if p != nil && p.TraceID == id {
+			out = append(out, p)
 		}
 	}
-	if len(list) == 0 {
-		delete(r.byTrace, p.TraceID)
-	} else {
-		r.byTrace[p.TraceID] = list
-	}
-}
-
-// Trace returns the stored profiles of a trace, oldest first.
-func (r *Ring) Trace(traceID string) []*profile.Profile {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	out := append([]*profile.Profile(nil), r.byTrace[strings.ToLower(traceID)]...)
+	r.mu.RUnlock()
 	sort.SliceStable(out, func(i, j int) bool { return out[i].StartTime.Before(out[j].StartTime) })
 	return out
 }

@@ -29,6 +29,7 @@ type Context struct {
 // in order traceparent, b3, X-B3-*, uber-trace-id; an invalid header is
 // ignored and the next source is tried. ok is false if none is valid.
 func FromHeaders(h map[string]string) (c Context, ok bool) {
+	// Keep in step with HeaderNames.
 	if v, found := h["traceparent"]; found {
 		if c, ok = parseTraceparent(v); ok {
 			return c, true
@@ -242,4 +243,10 @@ func unhex(c byte) int {
 
 func allZero(s string) bool {
 	return strings.Trim(s, "0") == ""
+}
+
+// HeaderNames are every header FromHeaders reads, lower-case: a parser can
+// keep just these.
+var HeaderNames = []string{
+	"traceparent", "b3", "x-b3-traceid", "x-b3-spanid", "x-b3-sampled", "x-b3-flags", "uber-trace-id",
 }

@@ -188,3 +188,37 @@ func FuzzFromHeaders(f *testing.F) {
 		}
 	})
 }
+
+// FromHeaders must read nothing outside HeaderNames, or a parser that keeps
+// only those would lose trace context.
+func TestHeaderNamesCoverFromHeaders(t *testing.T) {
+	full := map[string]string{
+		"traceparent":       "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+		"b3":                "80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1-1",
+		"x-b3-traceid":      "463ac35c9f6413ad48485a3953bb6124",
+		"x-b3-spanid":       "0020000000000001",
+		"x-b3-sampled":      "1",
+		"x-b3-flags":        "1",
+		"x-b3-parentspanid": "0020000000000000",
+		"uber-trace-id":     "5ef0a8c2c3bdb44e:5ef0a8c2c3bdb44e:0:1",
+		"host":              "x",
+	}
+	kept := func(h map[string]string) map[string]string {
+		out := map[string]string{}
+		for _, n := range HeaderNames {
+			if v, ok := h[n]; ok {
+				out[n] = v
+			}
+		}
+		return out
+	}
+	// Drop sources one by one so each gets its turn to decide.
+	for _, drop := range []string{"", "traceparent", "b3", "x-b3-traceid"} {
+		delete(full, drop)
+		want, wok := FromHeaders(full)
+		got, gok := FromHeaders(kept(full))
+		if want != got || wok != gok {
+			t.Errorf("after dropping %q: full headers give %+v %v, kept ones %+v %v", drop, want, wok, got, gok)
+		}
+	}
+}
