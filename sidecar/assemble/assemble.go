@@ -543,10 +543,9 @@ func (a *Assembler) build(c *conn, r *request, partialWhy string) *profile.Profi
 		StartTime:    a.cfg.WallClock(r.start),
 		DurationNS:   int64(end - r.start),
 		RequestBytes: r.reqBytes, ResponseBytes: r.respBytes,
-		Breakdown: map[profile.Category]int64{},
-		Timeline:  []profile.Segment{},
-		DNS:       []profile.DNSQuery{},
-		Network:   []profile.NetworkPeer{},
+		// Timeline, DNS and Network stay nil when empty (renderers print
+		// them as []): most requests have none.
+		Breakdown: make(map[profile.Category]int64, 4),
 	}
 	if c.sock.Remote.IsValid() {
 		p.Client = c.sock.Remote.String()
