@@ -204,6 +204,24 @@ static __always_inline void sock_info_of(struct sock *sk, struct sock_info *si)
 	}
 }
 
+/* The same from a trusted (BTF) socket pointer, as tp_btf hands us: plain
+ * loads, CO-RE relocated, instead of a probe-read helper call per field —
+ * helper calls are the expensive part on kernels with retpolines/SRSO. */
+static __always_inline void sock_info_direct(struct sock *sk, struct sock_info *si)
+{
+	si->family = sk->__sk_common.skc_family;
+	si->proto = sk->sk_protocol;
+	si->lport = sk->__sk_common.skc_num;
+	si->rport = bpf_ntohs(sk->__sk_common.skc_dport);
+	if (si->family == 2 /* AF_INET */) {
+		*(u32 *)si->laddr = sk->__sk_common.skc_rcv_saddr;
+		*(u32 *)si->raddr = sk->__sk_common.skc_daddr;
+	} else if (si->family == 10 /* AF_INET6 */) {
+		__builtin_memcpy(si->laddr, &sk->__sk_common.skc_v6_rcv_saddr, 16);
+		__builtin_memcpy(si->raddr, &sk->__sk_common.skc_v6_daddr, 16);
+	}
+}
+
 static __always_inline void read_sock(struct file *f, struct sock_info *si)
 {
 	struct socket *sock = BPF_CORE_READ(f, private_data);
@@ -515,16 +533,16 @@ static __always_inline u64 first_buf(s32 nr, struct pt_regs *regs, u64 *len)
 	switch (nr) {
 	case NR_read: case NR_write: case NR_recvfrom: case NR_sendto:
 	case NR_pread64: case NR_pwrite64:
-		*len = BPF_CORE_READ(regs, dx);
-		return BPF_CORE_READ(regs, si);
+		*len = regs->dx;
+		return regs->si;
 	case NR_readv: case NR_writev: case NR_preadv: case NR_pwritev:
 	case NR_preadv2: case NR_pwritev2:
-		iovp = BPF_CORE_READ(regs, si);
+		iovp = regs->si;
 		break;
 	case NR_recvmsg: case NR_sendmsg: case NR_recvmmsg: case NR_sendmmsg: {
 		/* mmsghdr starts with a msghdr: the first message is enough. */
 		struct msghdr_abi m = {};
-		bpf_probe_read_user(&m, sizeof(m), (void *)BPF_CORE_READ(regs, si));
+		bpf_probe_read_user(&m, sizeof(m), (void *)regs->si);
 		iovp = m.msg_iov;
 		break;
 	}
@@ -545,10 +563,10 @@ static __always_inline void datagram_addr(struct data_event *e, s32 nr, struct p
 	u64 addr = 0;
 	e->addr_len = 0;
 	if (nr == NR_sendto) {
-		addr = BPF_CORE_READ(regs, r8);
+		addr = regs->r8;
 	} else if (nr == NR_sendmsg || nr == NR_sendmmsg) {
 		struct msghdr_abi m = {};
-		bpf_probe_read_user(&m, sizeof(m), (void *)BPF_CORE_READ(regs, si));
+		bpf_probe_read_user(&m, sizeof(m), (void *)regs->si);
 		addr = m.msg_name;
 	}
 	if (addr && bpf_probe_read_user(e->addr, sizeof(e->addr), (void *)addr) == 0)
@@ -563,9 +581,9 @@ static __always_inline s32 data_fd(s32 nr, struct pt_regs *regs)
 	case NR_read: case NR_write: case NR_readv: case NR_writev:
 	case NR_recvfrom: case NR_sendto: case NR_recvmsg: case NR_sendmsg:
 	case NR_recvmmsg: case NR_sendmmsg: case NR_sendfile:
-		return BPF_CORE_READ(regs, di);
+		return regs->di;
 	case NR_splice:
-		return BPF_CORE_READ(regs, dx); /* fd_out */
+		return regs->dx; /* fd_out */
 	}
 	return -1;
 }
@@ -592,7 +610,7 @@ static __always_inline int on_sock_data(struct sock *sk, int ret, int flags, u8 
 	st->agg_n = 0;
 
 	regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
-	nr = (s32)BPF_CORE_READ(regs, orig_ax);
+	nr = (s32)regs->orig_ax;
 	e = reserve(sizeof(*e), EV_DATA);
 	if (!e)
 		return 0;
@@ -606,12 +624,15 @@ static __always_inline int on_sock_data(struct sock *sk, int ret, int flags, u8 
 	e->_pad = 0;
 	e->_pad2 = 0;
 	__builtin_memset(&e->sock, 0, sizeof(e->sock));
-	sock_info_of(sk, &e->sock);
-	if (dir)
+	sock_info_direct(sk, &e->sock);
+	e->addr_len = 0;
+	if (dir && e->sock.proto == 17 /* UDP */)
 		datagram_addr(e, nr, regs);
+	/* The thread name labels a request, which starts with a read. */
+	if (dir)
+		e->comm[0] = 0;
 	else
-		e->addr_len = 0;
-	bpf_get_current_comm(e->comm, sizeof(e->comm));
+		bpf_get_current_comm(e->comm, sizeof(e->comm));
 	e->data_len = 0;
 	buf = first_buf(nr, regs, &len);
 	/* mmsg: the first message's first iovec bounds what we can read. */

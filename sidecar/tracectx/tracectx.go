@@ -1,8 +1,9 @@
 package tracectx
 
 import (
-	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
+	"math/rand/v2"
 	"strings"
 )
 
@@ -64,12 +65,17 @@ func Generate() Context {
 // (an all-zero id means "invalid" in every supported format).
 func NewSpanID() string { return randomHex(8) }
 
+// randomHex returns n random bytes in hex, never all zero. IDs need to be
+// unique and unpredictable, not secret: math/rand/v2's generator (ChaCha8,
+// seeded from the OS) gives that without a syscall per request, which
+// crypto/rand costs on the capture path.
 func randomHex(n int) string {
-	b := make([]byte, n)
+	var buf [16]byte
+	b := buf[:min(n, len(buf))]
 	for {
-		// crypto/rand.Read never returns an error (it aborts the program
-		// instead), so there is nothing to handle here.
-		_, _ = rand.Read(b)
+		for i := 0; i < len(b); i += 8 {
+			binary.LittleEndian.PutUint64(buf[i:i+8], rand.Uint64())
+		}
 		for _, x := range b {
 			if x != 0 {
 				return hex.EncodeToString(b)
