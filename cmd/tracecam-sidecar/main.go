@@ -44,6 +44,7 @@ func run() error {
 	storeS := fs.String("store-size", envDefault("store-size", "10000"), "profiles kept in memory (a ring)")
 	pod := fs.String("pod", envDefault("pod", os.Getenv("POD_NAME")), "pod name to label profiles with")
 	ns := fs.String("namespace", envDefault("namespace", os.Getenv("POD_NAMESPACE")), "pod namespace to label profiles with")
+	ringS := fs.String("ring-buffer-size", envDefault("ring-buffer-size", "8388608"), "kernel-to-user event buffer in bytes (a power of two); events that do not fit are counted as lost")
 	pprofOn := fs.Bool("pprof", envDefault("pprof", "") == "true", "serve Go profiling at /debug/pprof/ on the HTTP port")
 	logLevel := fs.String("log-level", envDefault("log-level", "info"), "debug, info, warn or error")
 	if err := fs.Parse(os.Args[1:]); err != nil {
@@ -78,9 +79,15 @@ func run() error {
 	debug.SetGCPercent(400)
 	debug.SetMemoryLimit(256 << 20)
 
+	ring, err := strconv.ParseUint(*ringS, 10, 32)
+	if err != nil {
+		return fmt.Errorf("--ring-buffer-size %q: want a number of bytes", *ringS)
+	}
+
 	a, err := agent.Start(agent.Config{
 		Cgroup: *cg, Output: *output, HTTPAddr: *httpAddr, SegmentThreshold: thr,
 		StoreSize: size, Pod: *pod, Namespace: *ns, Pprof: *pprofOn,
+		RingBufferSize: uint32(ring),
 	})
 	if err != nil {
 		return err

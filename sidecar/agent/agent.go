@@ -43,6 +43,7 @@ type Config struct {
 	HTTPAddr         string
 	SegmentThreshold time.Duration
 	StoreSize        int
+	RingBufferSize   uint32
 	Pprof            bool // serve /debug/pprof/ on the HTTP port
 	Pod, Namespace   string
 	Container        string
@@ -103,6 +104,7 @@ func Start(cfg Config) (*Agent, error) {
 	slog.Info("watching cgroup", "path", target.Path, "id", target.ID, "level", target.Level)
 	cam, err := capture.Open(capture.Config{
 		Target: target, SelfCgroupID: selfCg, SelfPID: os.Getpid(), SegmentThreshold: cfg.SegmentThreshold,
+		RingBufferSize: cfg.RingBufferSize,
 	})
 	if err != nil {
 		return nil, err
