@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -314,5 +313,3 @@ func dump(p *profile.Profile) string {
 	b, _ := json.MarshalIndent(p, "", " ")
 	return string(b)
 }
-
-var _ = io.Discard

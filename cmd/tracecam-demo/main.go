@@ -16,7 +16,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -379,5 +378,3 @@ func newTraceID() string {
 	rand.Read(b)
 	return hex.EncodeToString(b)
 }
-
-var _ = net.JoinHostPort
