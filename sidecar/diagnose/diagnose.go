@@ -3,7 +3,6 @@ package diagnose
 import (
 	"cmp"
 	"fmt"
-	"math"
 	"slices"
 	"strings"
 
@@ -58,16 +57,16 @@ func Diagnose(p *profile.Profile) profile.Diagnosis {
 			Summary: "unknown: request duration is zero, nothing to attribute",
 			Evidence: withPartial(p, []string{
 				fmt.Sprintf("duration_ns %d", p.DurationNS),
-				fmt.Sprintf("breakdown holds %s in %d categories", fmtDur(total), len(shares)),
+				fmt.Sprintf("breakdown holds %s in %d categories", profile.FormatDuration(total), len(shares)),
 			}),
 		}
 	}
 	if total == 0 {
 		return profile.Diagnosis{
 			Cause:   profile.CauseUnknown,
-			Summary: fmt.Sprintf("unknown: empty breakdown for a %s request, no events were attributed", fmtDur(p.DurationNS)),
+			Summary: fmt.Sprintf("unknown: empty breakdown for a %s request, no events were attributed", profile.FormatDuration(p.DurationNS)),
 			Evidence: withPartial(p, []string{
-				"duration " + fmtDur(p.DurationNS),
+				"duration " + profile.FormatDuration(p.DurationNS),
 				"breakdown empty",
 			}),
 		}
@@ -79,7 +78,7 @@ func Diagnose(p *profile.Profile) profile.Diagnosis {
 	top := shares[0]
 	f := analyze(p, top)
 
-	summary := fmt.Sprintf("%s: %s (%s) %s", f.label, fmtDur(top.ns), pct(top.ns, denom), f.phrase)
+	summary := fmt.Sprintf("%s: %s (%s) %s", f.label, profile.FormatDuration(top.ns), profile.FormatPercent(top.ns, denom), f.phrase)
 	if top.ns*1000 < denom*dominantPermille {
 		summary = "mixed: " + mixedHead(shares, total, denom) + " — " + summary
 	}
@@ -139,19 +138,19 @@ func catIndex(c profile.Category) int {
 }
 
 func mixedHead(shares []share, total, denom int64) string {
-	first := fmt.Sprintf("%s %s", shares[0].cat, pct(shares[0].ns, denom))
+	first := fmt.Sprintf("%s %s", shares[0].cat, profile.FormatPercent(shares[0].ns, denom))
 	if len(shares) > 1 {
-		return fmt.Sprintf("%s, %s %s", first, shares[1].cat, pct(shares[1].ns, denom))
+		return fmt.Sprintf("%s, %s %s", first, shares[1].cat, profile.FormatPercent(shares[1].ns, denom))
 	}
 	// Only one category but under 40%: the rest of the duration was never
 	// attributed, which is itself worth saying.
-	return fmt.Sprintf("%s, unaccounted %s", first, pct(denom-total, denom))
+	return fmt.Sprintf("%s, unaccounted %s", first, profile.FormatPercent(denom-total, denom))
 }
 
 func shareLine(shares []share, denom int64, n int) string {
 	parts := make([]string, 0, n)
 	for _, s := range shares[:min(n, len(shares))] {
-		parts = append(parts, fmt.Sprintf("%s %s (%s)", s.cat, pct(s.ns, denom), fmtDur(s.ns)))
+		parts = append(parts, fmt.Sprintf("%s %s (%s)", s.cat, profile.FormatPercent(s.ns, denom), profile.FormatDuration(s.ns)))
 	}
 	return strings.Join(parts, ", ")
 }
@@ -230,7 +229,7 @@ func segCount(segs []profile.Segment, cat profile.Category) string {
 	if len(segs) == 0 {
 		return fmt.Sprintf("no %s wait above the segment threshold", cat)
 	}
-	return fmt.Sprintf("%s totalling %s above the segment threshold", plural(n, string(cat)+" wait", string(cat)+" waits"), fmtDur(sum))
+	return fmt.Sprintf("%s totalling %s above the segment threshold", profile.Plural(n, string(cat)+" wait", string(cat)+" waits"), profile.FormatDuration(sum))
 }
 
 func cpuFinding(p *profile.Profile) finding {
@@ -238,7 +237,7 @@ func cpuFinding(p *profile.Profile) finding {
 		cause:  profile.CauseCPU,
 		label:  string(profile.CPU),
 		phrase: "on CPU",
-		count:  fmt.Sprintf("%s above the segment threshold", plural(len(p.Timeline), "off-CPU wait", "off-CPU waits")),
+		count:  fmt.Sprintf("%s above the segment threshold", profile.Plural(len(p.Timeline), "off-CPU wait", "off-CPU waits")),
 	}
 }
 
@@ -255,7 +254,7 @@ func runqFinding(p *profile.Profile) finding {
 		}
 	}
 	f.details = longest(delayed, func(s profile.Segment) int64 { return s.RunqNS }, func(s profile.Segment) string {
-		return fmt.Sprintf("%s waiting for a CPU after %s", fmtDur(s.RunqNS), segLine(s))
+		return fmt.Sprintf("%s waiting for a CPU after %s", profile.FormatDuration(s.RunqNS), segLine(s))
 	})
 	if len(delayed) > 0 {
 		// The longest post-wake-up delay tells whether one bad preemption or
@@ -264,9 +263,9 @@ func runqFinding(p *profile.Profile) finding {
 		for _, s := range delayed {
 			maxRunq = max(maxRunq, s.RunqNS)
 		}
-		f.phrase += fmt.Sprintf(" (longest %s after a wake-up)", fmtDur(maxRunq))
+		f.phrase += fmt.Sprintf(" (longest %s after a wake-up)", profile.FormatDuration(maxRunq))
 	}
-	f.count = fmt.Sprintf("%s followed by a runq delay; CPU limit throttling or a busy node", plural(len(delayed), "wait", "waits"))
+	f.count = fmt.Sprintf("%s followed by a runq delay; CPU limit throttling or a busy node", profile.Plural(len(delayed), "wait", "waits"))
 	return f
 }
 
@@ -317,7 +316,7 @@ func peerWaits(p *profile.Profile, segs []profile.Segment, skipClient bool) []pe
 }
 
 func (p peerAgg) String() string {
-	return fmt.Sprintf("%s (%s)", p.peer, plural(p.calls, "call", "calls"))
+	return fmt.Sprintf("%s (%s)", p.peer, profile.Plural(p.calls, "call", "calls"))
 }
 
 func netFinding(p *profile.Profile) finding {
@@ -342,9 +341,9 @@ func netFinding(p *profile.Profile) finding {
 		f.phrase = "waiting on " + top.String()
 	}
 	if len(peers) > 1 {
-		f.phrase += fmt.Sprintf(" and %s", plural(len(peers)-1, "other peer", "other peers"))
+		f.phrase += fmt.Sprintf(" and %s", profile.Plural(len(peers)-1, "other peer", "other peers"))
 	}
-	f.count = fmt.Sprintf("%s, %s on %s", segCount(segs, profile.Net), fmtDur(top.waitNS), top.peer)
+	f.count = fmt.Sprintf("%s, %s on %s", segCount(segs, profile.Net), profile.FormatDuration(top.waitNS), top.peer)
 	return f
 }
 
@@ -383,7 +382,7 @@ func dnsFinding(p *profile.Profile, top share) (finding, bool) {
 	if name == "" {
 		name = "an unnamed query"
 	}
-	phrase := fmt.Sprintf("resolving %s (%s", name, plural(len(worst.queries), "lookup", "lookups"))
+	phrase := fmt.Sprintf("resolving %s (%s", name, profile.Plural(len(worst.queries), "lookup", "lookups"))
 	if len(worst.queries) <= 3 {
 		// A few lookups are told one by one in order: "first timed out,
 		// then NXDOMAIN" is the story of a search-domain or retry problem.
@@ -403,14 +402,14 @@ func dnsFinding(p *profile.Profile, top share) (finding, bool) {
 	}
 	phrase += ")"
 	if len(names) > 1 {
-		phrase += fmt.Sprintf(" and %s", plural(len(names)-1, "other name", "other names"))
+		phrase += fmt.Sprintf(" and %s", profile.Plural(len(names)-1, "other name", "other names"))
 	}
 
 	byLatency := slices.Clone(p.DNS)
 	slices.SortStableFunc(byLatency, func(a, b profile.DNSQuery) int { return cmp.Compare(b.LatencyNS, a.LatencyNS) })
 	var details []string
 	for _, q := range byLatency[:min(len(byLatency), maxSegmentEvidence)] {
-		d := fmt.Sprintf("%s %s %s at +%s", q.Name, q.Type, outcome(q), fmtDur(q.StartOffsetNS))
+		d := fmt.Sprintf("%s %s %s at +%s", q.Name, q.Type, outcome(q), profile.FormatDuration(q.StartOffsetNS))
 		if q.Server != "" {
 			d += " via " + q.Server
 		}
@@ -422,7 +421,7 @@ func dnsFinding(p *profile.Profile, top share) (finding, bool) {
 		phrase:  phrase,
 		details: details,
 		count: fmt.Sprintf("%s totalling %s, %s of %s net time",
-			plural(len(p.DNS), "DNS lookup", "DNS lookups"), fmtDur(total), pct(total, top.ns), fmtDur(top.ns)),
+			profile.Plural(len(p.DNS), "DNS lookup", "DNS lookups"), profile.FormatDuration(total), profile.FormatPercent(total, top.ns), profile.FormatDuration(top.ns)),
 	}, true
 }
 
@@ -433,11 +432,11 @@ func ok(q profile.DNSQuery) bool {
 func outcome(q profile.DNSQuery) string {
 	switch {
 	case !q.Answered:
-		return "timed out after " + fmtDur(q.LatencyNS)
+		return "timed out after " + profile.FormatDuration(q.LatencyNS)
 	case q.Rcode == "":
-		return "answered in " + fmtDur(q.LatencyNS)
+		return "answered in " + profile.FormatDuration(q.LatencyNS)
 	default:
-		return q.Rcode + " in " + fmtDur(q.LatencyNS)
+		return q.Rcode + " in " + profile.FormatDuration(q.LatencyNS)
 	}
 }
 
@@ -474,10 +473,10 @@ func fileFinding(p *profile.Profile) finding {
 		f.phrase = fmt.Sprintf("in %s of %s", g.syscall, g.key)
 	}
 	if g.count > 1 {
-		f.phrase += fmt.Sprintf(" (%d waits, %s)", g.count, fmtDur(g.ns))
+		f.phrase += fmt.Sprintf(" (%d waits, %s)", g.count, profile.FormatDuration(g.ns))
 	}
 	if len(groups) > 1 {
-		f.phrase += fmt.Sprintf(" and %s", plural(len(groups)-1, "other file", "other files"))
+		f.phrase += fmt.Sprintf(" and %s", profile.Plural(len(groups)-1, "other file", "other files"))
 	}
 	return f
 }
@@ -508,10 +507,10 @@ func lockFinding(p *profile.Profile) finding {
 		f.phrase = fmt.Sprintf("blocked on %s held by %s", what, g.key)
 	}
 	if g.count > 1 {
-		f.phrase += fmt.Sprintf(" (%d waits, %s)", g.count, fmtDur(g.ns))
+		f.phrase += fmt.Sprintf(" (%d waits, %s)", g.count, profile.FormatDuration(g.ns))
 	}
 	if len(groups) > 1 {
-		f.phrase += fmt.Sprintf(" and %s", plural(len(groups)-1, "other holder", "other holders"))
+		f.phrase += fmt.Sprintf(" and %s", profile.Plural(len(groups)-1, "other holder", "other holders"))
 	}
 	return f
 }
@@ -558,7 +557,7 @@ func epollFinding(p *profile.Profile, top share) finding {
 		label:   string(profile.Epoll),
 		phrase:  fmt.Sprintf("idle in %s waiting on %s, an async downstream", syscall, peers[0]),
 		details: longest(segs, byDuration, segLine),
-		count:   fmt.Sprintf("%s; %s waited on for %s", segCount(segs, profile.Epoll), peers[0].peer, fmtDur(peers[0].waitNS)),
+		count:   fmt.Sprintf("%s; %s waited on for %s", segCount(segs, profile.Epoll), peers[0].peer, profile.FormatDuration(peers[0].waitNS)),
 	}
 }
 
@@ -634,7 +633,7 @@ func segLine(s profile.Segment) string {
 	if name == "" {
 		name = string(s.Category)
 	}
-	parts := []string{fmt.Sprintf("%s %s at +%s", name, fmtDur(s.DurationNS), fmtDur(s.StartOffsetNS))}
+	parts := []string{fmt.Sprintf("%s %s at +%s", name, profile.FormatDuration(s.DurationNS), profile.FormatDuration(s.StartOffsetNS))}
 	switch {
 	case s.Peer != "":
 		parts = append(parts, "on "+s.Peer)
@@ -644,7 +643,7 @@ func segLine(s profile.Segment) string {
 		parts = append(parts, "on a "+s.FDKind)
 	}
 	if s.Bytes > 0 {
-		parts = append(parts, "("+fmtBytes(s.Bytes)+")")
+		parts = append(parts, "("+profile.FormatBytes(s.Bytes)+")")
 	}
 	if w := waker(s); w != "" {
 		parts = append(parts, "woken by "+w)
@@ -653,54 +652,4 @@ func segLine(s profile.Segment) string {
 		parts = append(parts, s.Detail)
 	}
 	return strings.Join(parts, " ")
-}
-
-func plural(n int, one, many string) string {
-	if n == 1 {
-		return "1 " + one
-	}
-	return fmt.Sprintf("%d %s", n, many)
-}
-
-// fmtDur prints milliseconds with one decimal because that is the precision
-// a human compares request latencies at; sub-0.1 ms values switch to µs so
-// they do not all read as "0.0 ms".
-func fmtDur(ns int64) string {
-	switch {
-	case ns < 0:
-		return "-" + fmtDur(-ns)
-	case ns < 1_000:
-		return fmt.Sprintf("%d ns", ns)
-	case ns < 100_000:
-		return fmt.Sprintf("%.1f µs", float64(ns)/1e3)
-	}
-	return fmt.Sprintf("%.1f ms", float64(ns)/1e6)
-}
-
-// pct rounds to whole percent; a non-zero share that would round to 0%
-// prints as <1% so it is not mistaken for nothing.
-func pct(ns, denom int64) string {
-	if denom <= 0 {
-		return "0%"
-	}
-	v := float64(ns) * 100 / float64(denom)
-	if v > 0 && v < 0.5 {
-		return "<1%"
-	}
-	return fmt.Sprintf("%.0f%%", math.Round(v))
-}
-
-func fmtBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	v, suffix := float64(n)/unit, "KiB"
-	for _, s := range []string{"MiB", "GiB", "TiB"} {
-		if v < unit {
-			break
-		}
-		v, suffix = v/unit, s
-	}
-	return fmt.Sprintf("%.1f %s", v, suffix)
 }

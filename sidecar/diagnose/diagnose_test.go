@@ -400,23 +400,3 @@ func TestDiagnoseDoesNotMutate(t *testing.T) {
 		})
 	}
 }
-
-func TestFmtDur(t *testing.T) {
-	tests := []struct {
-		ns   int64
-		want string
-	}{
-		{0, "0 ns"},
-		{999, "999 ns"},
-		{1_500, "1.5 µs"},
-		{99_000, "99.0 µs"},
-		{100_000, "0.1 ms"},
-		{201_300_000, "201.3 ms"},
-		{-2 * ms, "-2.0 ms"},
-	}
-	for _, tt := range tests {
-		if got := fmtDur(tt.ns); got != tt.want {
-			t.Errorf("fmtDur(%d) = %q, want %q", tt.ns, got, tt.want)
-		}
-	}
-}

@@ -445,8 +445,8 @@ func TestFmtBytes(t *testing.T) {
 		{3 << 30, "3.0 GiB"},
 	}
 	for _, tt := range tests {
-		if got := fmtBytes(tt.n); got != tt.want {
-			t.Errorf("fmtBytes(%d) = %q, want %q", tt.n, got, tt.want)
+		if got := profile.FormatBytes(tt.n); got != tt.want {
+			t.Errorf("profile.FormatBytes(%d) = %q, want %q", tt.n, got, tt.want)
 		}
 	}
 }

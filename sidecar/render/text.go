@@ -96,7 +96,7 @@ func (t *textView) header(p *profile.Profile) {
 	parts := []string{
 		fmt.Sprintf("%s %s", orDash(p.Method), orDash(p.Path)),
 		status(p.StatusCode),
-		fmtDur(p.DurationNS),
+		profile.FormatDuration(p.DurationNS),
 	}
 	if p.TraceID != "" {
 		tr := "trace " + clean(p.TraceID)
@@ -189,7 +189,7 @@ func (t *textView) breakdown(p *profile.Profile) {
 		}
 		n := int(math.Round(float64(ns) / float64(denom) * barWidth))
 		bar := t.paint(ansiCyan, strings.Repeat("█", n))
-		t.line(5, fmt.Sprintf("%-6s%10s %4s  %s", clean(string(c)), fmtDur(ns), pct(ns, denom), bar))
+		t.line(5, fmt.Sprintf("%-6s%10s %4s  %s", clean(string(c)), profile.FormatDuration(ns), profile.FormatPercent(ns, denom), bar))
 	}
 }
 
@@ -222,7 +222,7 @@ func (t *textView) timeline(p *profile.Profile) {
 		limit = len(segs)
 	}
 	for _, s := range segs[:limit] {
-		row := fmt.Sprintf("%-9s %-6s%9s", "+"+fmtDur(s.StartOffsetNS), clean(string(s.Category)), fmtDur(s.DurationNS))
+		row := fmt.Sprintf("%-9s %-6s%9s", "+"+profile.FormatDuration(s.StartOffsetNS), clean(string(s.Category)), profile.FormatDuration(s.DurationNS))
 		if d := segDetail(s); d != "" {
 			row += "  " + d
 		}
@@ -233,7 +233,7 @@ func (t *textView) timeline(p *profile.Profile) {
 		for _, s := range rest {
 			ns += s.DurationNS
 		}
-		t.line(5, fmt.Sprintf("… %d more waits (%s)", len(rest), fmtDur(ns)))
+		t.line(5, fmt.Sprintf("… %d more waits (%s)", len(rest), profile.FormatDuration(ns)))
 	}
 }
 
@@ -263,7 +263,7 @@ func segDetail(s profile.Segment) string {
 		parts = append(parts, clean(target))
 	}
 	if s.Bytes > 0 {
-		parts = append(parts, fmtBytes(s.Bytes))
+		parts = append(parts, profile.FormatBytes(s.Bytes))
 	}
 	if s.WakerTID != 0 {
 		wk := fmt.Sprintf("woken by tid %d", s.WakerTID)
@@ -273,7 +273,7 @@ func segDetail(s profile.Segment) string {
 		parts = append(parts, wk)
 	}
 	if s.RunqNS > 0 {
-		parts = append(parts, "then "+fmtDur(s.RunqNS)+" runq")
+		parts = append(parts, "then "+profile.FormatDuration(s.RunqNS)+" runq")
 	}
 	if s.Detail != "" {
 		parts = append(parts, clean(s.Detail))
@@ -302,7 +302,7 @@ func (t *textView) dns(p *profile.Profile) {
 		case rcode == "":
 			rcode = "answered"
 		}
-		row := fmt.Sprintf("%-9s %s  %s  %s", "+"+fmtDur(q.StartOffsetNS), name, rcode, fmtDur(q.LatencyNS))
+		row := fmt.Sprintf("%-9s %s  %s  %s", "+"+profile.FormatDuration(q.StartOffsetNS), name, rcode, profile.FormatDuration(q.LatencyNS))
 		if q.Server != "" {
 			row += "  via " + clean(q.Server)
 		}
@@ -328,7 +328,7 @@ func (t *textView) network(p *profile.Profile) {
 			row += " " + clean(n.Protocol)
 		}
 		row += fmt.Sprintf("  sent %s  recv %s  waited %s  %s",
-			fmtBytes(n.BytesSent), fmtBytes(n.BytesReceived), fmtDur(n.WaitNS), plural(n.Calls, "call", "calls"))
+			profile.FormatBytes(n.BytesSent), profile.FormatBytes(n.BytesReceived), profile.FormatDuration(n.WaitNS), profile.Plural(n.Calls, "call", "calls"))
 		t.line(5, row)
 	}
 }
@@ -382,54 +382,4 @@ func status(code int) string {
 		return "-"
 	}
 	return fmt.Sprint(code)
-}
-
-func plural(n int, one, many string) string {
-	if n == 1 {
-		return "1 " + one
-	}
-	return fmt.Sprintf("%d %s", n, many)
-}
-
-// fmtDur prints milliseconds with one decimal, the precision latencies are
-// compared at, and µs below 0.1 ms so short waits do not read as zero. It
-// matches the diagnosis summary so the numbers on screen agree.
-func fmtDur(ns int64) string {
-	switch {
-	case ns < 0:
-		return "-" + fmtDur(-ns)
-	case ns < 1_000:
-		return fmt.Sprintf("%d ns", ns)
-	case ns < 100_000:
-		return fmt.Sprintf("%.1f µs", float64(ns)/1e3)
-	}
-	return fmt.Sprintf("%.1f ms", float64(ns)/1e6)
-}
-
-// pct rounds to whole percent and shows <1% for a non-zero share, so a
-// category that is present never looks absent.
-func pct(ns, denom int64) string {
-	if denom <= 0 {
-		return "0%"
-	}
-	v := float64(ns) * 100 / float64(denom)
-	if v > 0 && v < 0.5 {
-		return "<1%"
-	}
-	return fmt.Sprintf("%.0f%%", math.Round(v))
-}
-
-func fmtBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	v, suffix := float64(n)/unit, "KiB"
-	for _, s := range []string{"MiB", "GiB", "TiB"} {
-		if v < unit {
-			break
-		}
-		v, suffix = v/unit, s
-	}
-	return fmt.Sprintf("%.1f %s", v, suffix)
 }
