@@ -322,6 +322,23 @@ func TestKeepAliveAndPipelining(t *testing.T) {
 	if p2.Path != "/fast" || ms(p2.Breakdown[profile.Queue]) < 90 {
 		t.Errorf("pipelined /fast should show ~100 ms queue behind /sleep:\n%s", dump(p2))
 	}
+
+	// A head that arrives in two parts (the trace header in the second) is
+	// reassembled; the profile starts at the first part's read.
+	id3 := newTraceID()
+	c2, err := net.Dial("tcp", strings.TrimPrefix(w.base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	c2.Write([]byte("GET /sleep?ms=10 HTTP/1.1\r\nHost: x\r\n"))
+	time.Sleep(50 * time.Millisecond)
+	c2.Write([]byte("traceparent: 00-" + id3 + "-00f067aa0ba902b7-01\r\n\r\n"))
+	p3 := w.side.waitProfile(t, id3, 10*time.Second)
+	checkInvariants(t, p3, pid)
+	if p3.Path != "/sleep" || ms(p3.DurationNS) < 55 || ms(p3.Breakdown[profile.Net]) < 40 {
+		t.Errorf("split head: want /sleep lasting ≥ 60 ms with the ~50 ms wait for the rest of the head as net:\n%s", dump(p3))
+	}
 }
 
 // Processes outside the watched cgroup are never profiled, and the sidecar

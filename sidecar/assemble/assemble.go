@@ -2,6 +2,7 @@ package assemble
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"net/netip"
 	"path"
@@ -67,6 +68,9 @@ type request struct {
 	lostSeq  uint64
 	head     httpparse.RequestHead
 	parseErr bool
+	// headBuf holds the request's bytes while its head is incomplete (split
+	// across reads), so the next read can complete it.
+	headBuf []byte
 	reqBytes int64
 	// queueNS is time this (pipelined) request waited for the previous one.
 	queueNS int64
@@ -251,7 +255,10 @@ func (a *Assembler) onData(d *event.Data) {
 				return
 			}
 			if c.cur != nil && !c.cur.respStarted && c.cur.tid == d.TID {
-				c.cur.reqBytes += d.Ret // request body
+				c.cur.reqBytes += d.Ret // request body, or the rest of a split head
+				if c.cur.headBuf != nil {
+					a.continueHead(c.cur, d)
+				}
 				return
 			}
 		}
@@ -270,13 +277,8 @@ var noHeaders = []string{}
 
 func (a *Assembler) startRequest(c *conn, d *event.Data, b []byte, n int64, pipelined bool) {
 	r := &request{tid: d.TID, comm: d.Comm, start: d.TS, startCnt: d.Counters, lostSeq: d.LostSeq}
-	head, err := httpparse.ParseRequestHeadKeep(b, tracectx.HeaderNames)
-	if err != nil {
-		a.c.ParseErrors++
-		r.parseErr = true
-	}
-	r.head = head
 	r.reqBytes = n
+	a.parseHead(r, b, int64(len(b)) == n)
 	if c.cur == nil {
 		c.cur = r
 		a.thread(d.TID).serving = r
@@ -293,6 +295,37 @@ func (a *Assembler) startRequest(c *conn, d *event.Data, b []byte, n int64, pipe
 		}
 	}
 	c.pending = append(c.pending, r)
+}
+
+// maxHead bounds what is buffered to reassemble a request head split across
+// reads.
+const maxHead = 8 << 10
+
+// parseHead parses what is known of r's head; whole says b holds every byte
+// read so far (no capture gap), so later reads may complete it.
+func (a *Assembler) parseHead(r *request, b []byte, whole bool) {
+	head, err := httpparse.ParseRequestHeadKeep(b, tracectx.HeaderNames)
+	complete := err == nil && head.HeadComplete
+	if !complete && whole && len(b) < maxHead && (err == nil || errors.Is(err, httpparse.ErrTruncated)) {
+		r.headBuf = append(r.headBuf[:0], b...)
+		if err != nil {
+			return // not even a request line yet: wait for more
+		}
+	} else {
+		r.headBuf = nil
+	}
+	r.parseErr = err != nil
+	if err != nil {
+		a.c.ParseErrors++
+		return
+	}
+	r.head = head
+}
+
+// continueHead appends a read to a split request head and parses again.
+func (a *Assembler) continueHead(r *request, d *event.Data) {
+	whole := int64(len(d.Bytes)) == d.Ret
+	a.parseHead(r, append(r.headBuf, d.Bytes...), whole)
 }
 
 func (a *Assembler) onResponseWrite(c *conn, d *event.Data) {
@@ -553,7 +586,7 @@ func (a *Assembler) build(c *conn, r *request, partialWhy string) *profile.Profi
 	if c.sock.Local.IsValid() {
 		p.Server = c.sock.Local.String()
 	}
-	if r.parseErr {
+	if r.parseErr || r.head.Method == "" {
 		p.Method, p.Path = "?", "?"
 		partialWhy = join(partialWhy, "request head did not parse")
 	}

@@ -1588,3 +1588,53 @@ func TestCoalescedAndTimedSegments(t *testing.T) {
 	}
 	checkExact(t, h.out[0])
 }
+
+// A request head split across reads (a slow client, a small buffer) is
+// reassembled: the trace header in the second part is not lost.
+func TestSplitRequestHead(t *testing.T) {
+	const id = "4bf92f3577b34da6a3ce929d0e0e4736"
+	full := req("GET", "/split?x=1", "traceparent: 00-"+id+"-00f067aa0ba902b7-01\r\n")
+	for _, cut := range []int{5, 20, len("GET /split?x=1 HTTP/1.1\r\nHost: svc.local\r\ntracep"), len(full) - 1} {
+		t.Run(fmt.Sprint(cut), func(t *testing.T) {
+			h := newHarness(t, Config{})
+			th := newThr(101, "w")
+			h.feed(th.read(5, full[:cut]))
+			th.spend(event.CatNet, 3*ms)
+			h.feed(th.read(5, full[cut:]))
+			th.spend(event.CatCPU, 2*ms)
+			h.feed(th.write(5, resp(200, "ok")))
+			h.wantN(1)
+			p := h.out[0]
+			if cut < 5 {
+				return
+			}
+			if p.TraceID != id || p.Path != "/split" || p.Method != "GET" || p.Partial {
+				t.Errorf("got trace %s %s %s partial %v (%s)", p.TraceID, p.Method, p.Path, p.Partial, p.PartialReason)
+			}
+			if p.RequestBytes != int64(len(full)) {
+				t.Errorf("request_bytes %d, want %d", p.RequestBytes, len(full))
+			}
+			if c := h.a.Counters(); c.ParseErrors != 0 {
+				t.Errorf("parse errors %d", c.ParseErrors)
+			}
+		})
+	}
+}
+
+// A capture gap (the kernel copies at most 512 bytes per read) ends the
+// reassembly: what was parsed stays, nothing is invented.
+func TestSplitRequestHeadWithGap(t *testing.T) {
+	h := newHarness(t, Config{})
+	th := newThr(101, "w")
+	first := th.read(5, "GET /gap HTTP/1.1\r\nHost: a\r\n")
+	h.feed(first)
+	second := th.read(5, "X-Long: "+strings.Repeat("y", 100))
+	second.Ret = 5000 // only the first bytes were captured
+	h.feed(second)
+	h.feed(th.read(5, "traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\r\n\r\n"))
+	h.feed(th.write(5, resp(200, "ok")))
+	h.wantN(1)
+	if p := h.out[0]; p.Path != "/gap" || !p.TraceIDGenerated {
+		t.Errorf("path %q generated %v: a header after a gap must not be trusted", p.Path, p.TraceIDGenerated)
+	}
+}
