@@ -70,7 +70,7 @@ type request struct {
 	parseErr bool
 	// headBuf holds the request's bytes while its head is incomplete (split
 	// across reads), so the next read can complete it.
-	headBuf []byte
+	headBuf  []byte
 	reqBytes int64
 	// queueNS is time this (pipelined) request waited for the previous one.
 	queueNS int64
