@@ -85,8 +85,9 @@ func ParseRequestHead(b []byte) (RequestHead, error) {
 }
 
 // ParseRequestHeadKeep is ParseRequestHead keeping only the named headers
-// (lower-case names; nil keeps all) in Headers. Host, Content-Length and
-// Transfer-Encoding are always interpreted. On the capture path this skips
+// (lower-case names; nil keeps all) in Headers, which is nil when none of
+// them is present. Host, Content-Length and Transfer-Encoding are always
+// interpreted. On the capture path this skips
 // an allocation per header line the caller does not read.
 func ParseRequestHeadKeep(b []byte, keep []string) (RequestHead, error) {
 	line, rest, ok := cutLine(b)
@@ -102,7 +103,7 @@ func ParseRequestHeadKeep(b []byte, keep []string) (RequestHead, error) {
 	if h.HeadComplete {
 		h.HeadLen = len(b) - len(rest) + f.consumed
 	}
-	h.Host = h.Headers["host"]
+	h.Host = f.host
 	if h.Host == "" {
 		h.Host = targetAuthority(h.Method, h.Target)
 	}
@@ -187,6 +188,7 @@ func parseStatusLine(line []byte, h *ResponseHead) error {
 
 type fields struct {
 	headers       map[string]string
+	host          string
 	contentLength int64
 	chunked       bool
 	complete      bool
@@ -197,9 +199,6 @@ type fields struct {
 // captured bytes. It is lenient about individual lines (skipping ones it
 // cannot interpret) because one odd header should not cost us the rest of
 // the head, and the start line has already established that this is HTTP.
-// interpreted are the headers parseFields always reads for framing.
-var interpreted = []string{"host", "content-length", "transfer-encoding"}
-
 // lookupName returns the entry of names equal to name ignoring ASCII case,
 // without allocating.
 func lookupName(name []byte, names []string) (string, bool) {
@@ -225,7 +224,11 @@ func asciiEqualFold(b []byte, lower string) bool {
 }
 
 func parseFields(b []byte, keep []string) fields {
-	f := fields{headers: make(map[string]string), contentLength: -1}
+	f := fields{contentLength: -1}
+	if keep == nil {
+		f.headers = make(map[string]string)
+	}
+	var seenHost, seenCL, seenTE bool
 	rest := b
 	for !f.complete {
 		line, next, ok := cutLine(rest)
@@ -249,27 +252,34 @@ func parseFields(b []byte, keep []string) fields {
 		if !ok || len(name) == 0 || !isToken(name) {
 			continue
 		}
+		value = bytes.Trim(value, " \t")
+		// The framing headers are read in place, first occurrence wins,
+		// whether or not the caller keeps them.
+		switch {
+		case !seenHost && len(name) == 4 && asciiEqualFold(name, "host"):
+			seenHost, f.host = true, string(value)
+		case !seenCL && len(name) == 14 && asciiEqualFold(name, "content-length"):
+			seenCL, f.contentLength = true, parseContentLength(string(value))
+		case !seenTE && len(name) == 17 && asciiEqualFold(name, "transfer-encoding"):
+			seenTE = true
+			codings := bytes.Split(value, []byte{','})
+			f.chunked = bytes.EqualFold(bytes.TrimSpace(codings[len(codings)-1]), []byte("chunked"))
+		}
 		var key string
 		if keep == nil {
 			key = strings.ToLower(string(name))
-		} else if k, ok := lookupName(name, interpreted); ok {
-			key = k
 		} else if k, ok := lookupName(name, keep); ok {
 			key = k
 		} else {
 			continue
 		}
+		if f.headers == nil {
+			f.headers = make(map[string]string, 4)
+		}
 		if _, seen := f.headers[key]; seen {
 			continue
 		}
-		f.headers[key] = string(bytes.Trim(value, " \t"))
-	}
-	if v, ok := f.headers["content-length"]; ok {
-		f.contentLength = parseContentLength(v)
-	}
-	if v, ok := f.headers["transfer-encoding"]; ok {
-		codings := strings.Split(v, ",")
-		f.chunked = strings.EqualFold(strings.TrimSpace(codings[len(codings)-1]), "chunked")
+		f.headers[key] = string(value)
 	}
 	return f
 }
