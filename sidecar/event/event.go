@@ -238,7 +238,12 @@ func load[T any](raw []byte, v *T) error {
 	if len(raw) < size {
 		return fmt.Errorf("decoding type %d record: %d of %d bytes: %w", raw[0], len(raw), size, ErrShort)
 	}
-	copy(unsafe.Slice((*byte)(unsafe.Pointer(v)), size), raw[:size])
+	// A data record's payload is not copied: Bytes alias it in raw.
+	n := size
+	if d, ok := any(v).(*bpf.CameraDataEvent); ok {
+		n = int(unsafe.Offsetof(d.Data))
+	}
+	copy(unsafe.Slice((*byte)(unsafe.Pointer(v)), n), raw[:n])
 	return nil
 }
 
