@@ -20,8 +20,8 @@ import (
 // Config says what to watch.
 type Config struct {
 	Target cgroup.Target
-	// Self, when non-zero, is a cgroup below Target never to watch: the
-	// sidecar's own container.
+	// SelfCgroupID, when non-zero, is a cgroup below Target never to watch:
+	// the sidecar's own container.
 	SelfCgroupID uint64
 	// SelfPID is never watched (the sidecar process itself).
 	SelfPID          int
@@ -145,7 +145,7 @@ func (c *Camera) attach() error {
 	for _, p := range progs {
 		l, err := link.AttachTracing(link.TracingOptions{Program: p.prog})
 		if err != nil {
-			return fmt.Errorf("attaching %s: %w", p.name, err)
+			return fmt.Errorf("attaching tp_btf/%s (tracecam needs Linux 6.3 or later): %w", p.name, err)
 		}
 		c.links = append(c.links, l)
 		c.probes = append(c.probes, "tp_btf/"+p.name)
