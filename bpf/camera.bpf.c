@@ -27,10 +27,11 @@ const volatile u32 target_level = 0; /* its depth below the cgroup2 root */
 const volatile u64 self_cgid = 0;    /* the sidecar's own cgroup: never watched */
 const volatile u32 self_tgid = 0;
 const volatile u64 segment_ns = 1000000;
-/* Wake the reader only once this much is waiting: a wake-up per event would
- * cost more than the event. The reader also polls on a short timer, so a
- * quiet pod's events are late by at most that period. */
-const volatile u64 wakeup_bytes = 256 << 10;
+/* Wake the reader only once a CPU has written this much since its last
+ * wake-up: a wake-up per event would cost more than the event. The reader
+ * also polls on a short timer, so a quiet pod's events are late by at most
+ * that period. */
+const volatile u64 wakeup_bytes = 128 << 10;
 
 /* Bumped on every ring-buffer reservation failure; each event carries it so
  * user space knows which requests overlap a loss (partial). */
@@ -107,10 +108,27 @@ static __always_inline void *reserve(u64 size, u8 type)
 	return e;
 }
 
-static __always_inline u64 wakeup_flags(void)
+/* Bytes this CPU put on the ring since it last woke the reader. Counted per
+ * CPU (an inlined array access) rather than asking the ring how full it is
+ * (a helper call per event). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, u32);
+	__type(value, u64);
+} unread SEC(".maps");
+
+static __always_inline u64 wakeup_flags(u64 size)
 {
-	return bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes ?
-		       BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+	u32 k = 0;
+	u64 *v = bpf_map_lookup_elem(&unread, &k);
+	if (!v)
+		return 0;
+	*v += size;
+	if (*v < wakeup_bytes)
+		return BPF_RB_NO_WAKEUP;
+	*v = 0;
+	return BPF_RB_FORCE_WAKEUP;
 }
 
 static __always_inline void fill_hdr(struct event_hdr *h, u8 type, u64 now)
@@ -132,6 +150,8 @@ static __always_inline bool watched(void)
 {
 	if (bpf_get_current_ancestor_cgroup_id(target_level) != target_cgid)
 		return false;
+	/* Set only when the sidecar sits inside the target (as a pod's
+	 * sidecar); otherwise the cgroup check already excludes it. */
 	if (self_tgid && (bpf_get_current_pid_tgid() >> 32) == self_tgid)
 		return false;
 	if (self_cgid && bpf_get_current_cgroup_id() == self_cgid)
@@ -369,7 +389,7 @@ static __always_inline void emit_segment(struct thread_state *st, u64 in_ts, u64
 	__builtin_memcpy(e->waker_comm, st->waker_comm, sizeof(e->waker_comm));
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
 	__builtin_memcpy(&e->d, &st->d, sizeof(e->d));
-	bpf_ringbuf_submit(e, wakeup_flags());
+	bpf_ringbuf_submit(e, wakeup_flags(sizeof(*e)));
 }
 
 /* Add a finished wait to the run of same-kind waits; emit the run once its
@@ -507,7 +527,7 @@ int BPF_PROG(on_exit, struct task_struct *p)
 	if (!e)
 		return 0;
 	fill_hdr(e, EV_EXIT, bpf_ktime_get_ns());
-	bpf_ringbuf_submit(e, wakeup_flags());
+	bpf_ringbuf_submit(e, wakeup_flags(sizeof(*e)));
 	return 0;
 }
 
@@ -643,7 +663,7 @@ static __always_inline int on_sock_data(struct sock *sk, int ret, int flags, u8 
 		n = DATA_MAX;
 	if (buf && n > 0 && bpf_probe_read_user(e->data, n & (2 * DATA_MAX - 1), (void *)buf) == 0)
 		e->data_len = n;
-	bpf_ringbuf_submit(e, wakeup_flags());
+	bpf_ringbuf_submit(e, wakeup_flags(sizeof(*e)));
 	return 0;
 }
 

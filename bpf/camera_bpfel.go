@@ -123,6 +123,7 @@ const (
 	CameraMapStats        = "stats"
 	CameraMapSwitchTs     = "switch_ts"
 	CameraMapThreads      = "threads"
+	CameraMapUnread       = "unread"
 	CameraProgOnExit      = "on_exit"
 	CameraProgOnRecv      = "on_recv"
 	CameraProgOnSend      = "on_send"
@@ -196,6 +197,7 @@ type CameraMapSpecs struct {
 	Stats    *ebpf.MapSpec `ebpf:"stats"`
 	SwitchTs *ebpf.MapSpec `ebpf:"switch_ts"`
 	Threads  *ebpf.MapSpec `ebpf:"threads"`
+	Unread   *ebpf.MapSpec `ebpf:"unread"`
 }
 
 // CameraVariableSpecs contains global variables before they are loaded into the kernel.
@@ -237,6 +239,7 @@ type CameraMaps struct {
 	Stats    *ebpf.Map `ebpf:"stats"`
 	SwitchTs *ebpf.Map `ebpf:"switch_ts"`
 	Threads  *ebpf.Map `ebpf:"threads"`
+	Unread   *ebpf.Map `ebpf:"unread"`
 }
 
 func (m *CameraMaps) Close() error {
@@ -245,6 +248,7 @@ func (m *CameraMaps) Close() error {
 		m.Stats,
 		m.SwitchTs,
 		m.Threads,
+		m.Unread,
 	)
 }
 

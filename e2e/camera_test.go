@@ -476,3 +476,22 @@ func TestMissingCapabilityFailsClearly(t *testing.T) {
 		t.Errorf("unclear failure: %s", out)
 	}
 }
+
+// A sidecar started in the very cgroup it watches still never sees itself.
+func TestSidecarInsideItsOwnTarget(t *testing.T) {
+	pod := newCgroup(t, "same")
+	side := startSidecar(t, &pod, &pod)
+	srv := start(t, &pod, "python3", "workloads/pyserver.py", "--port", "0")
+	id := newTraceID()
+	get(t, "http://127.0.0.1:"+srv.waitReady(t, 20*time.Second)+"/fast", id)
+	side.waitProfile(t, id, 10*time.Second)
+	for i := 0; i < 3; i++ {
+		side.status(t)
+	}
+	time.Sleep(300 * time.Millisecond)
+	for _, p := range side.all() {
+		if p.TraceID != id {
+			t.Errorf("unexpected profile %s %s pid %d (the sidecar's own?)", p.Method, p.Path, p.PID)
+		}
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -97,13 +98,13 @@ func Start(cfg Config) (*Agent, error) {
 	if cfg.StoreSize <= 0 {
 		cfg.StoreSize = 10000
 	}
-	target, selfCg, err := resolveTarget(cfg.Cgroup)
+	target, selfCg, selfPID, err := resolveTarget(cfg.Cgroup)
 	if err != nil {
 		return nil, err
 	}
 	slog.Info("watching cgroup", "path", target.Path, "id", target.ID, "level", target.Level)
 	cam, err := capture.Open(capture.Config{
-		Target: target, SelfCgroupID: selfCg, SelfPID: os.Getpid(), SegmentThreshold: cfg.SegmentThreshold,
+		Target: target, SelfCgroupID: selfCg, SelfPID: selfPID, SegmentThreshold: cfg.SegmentThreshold,
 		RingBufferSize: cfg.RingBufferSize,
 	})
 	if err != nil {
@@ -130,29 +131,29 @@ func Start(cfg Config) (*Agent, error) {
 }
 
 // resolveTarget picks the cgroup to watch: the one given, or the parent of
-// our own (the pod, when we are one of its containers), in which case our
-// own cgroup is excluded.
-func resolveTarget(path string) (cgroup.Target, uint64, error) {
+// our own (the pod, when we are one of its containers). When we sit inside
+// the target, our own cgroup (if it is below the target) and our own process
+// are excluded.
+func resolveTarget(path string) (t cgroup.Target, selfCg uint64, selfPID int, err error) {
 	self, err := cgroup.Self()
 	if err != nil {
-		return cgroup.Target{}, 0, fmt.Errorf("finding own cgroup: %w", err)
+		return t, 0, 0, fmt.Errorf("finding own cgroup: %w", err)
 	}
 	if path == "" {
-		parent, err := cgroup.Parent(self)
+		t, err = cgroup.Parent(self)
 		if err != nil {
-			return cgroup.Target{}, 0, fmt.Errorf("no --cgroup given and own cgroup %s has no parent to watch: %w", self.Path, err)
+			return t, 0, 0, fmt.Errorf("no --cgroup given and own cgroup %s has no parent to watch: %w", self.Path, err)
 		}
-		return parent, self.ID, nil
+	} else if t, err = cgroup.Resolve(path); err != nil {
+		return t, 0, 0, err
 	}
-	t, err := cgroup.Resolve(path)
-	if err != nil {
-		return cgroup.Target{}, 0, err
+	if !strings.HasPrefix(self.Path+"/", strings.TrimSuffix(t.Path, "/")+"/") {
+		return t, 0, 0, nil // outside the target: the cgroup filter excludes us
 	}
-	var selfCg uint64
-	if self.Level > t.Level && self.ID != t.ID {
-		selfCg = self.ID // only matters when we sit inside the target
+	if self.ID != t.ID {
+		selfCg = self.ID
 	}
-	return t, selfCg, nil
+	return t, selfCg, os.Getpid(), nil
 }
 
 // wallClock maps CLOCK_MONOTONIC (bpf_ktime_get_ns) to wall time.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"sync"
 	"time"
 
@@ -23,7 +24,9 @@ type Config struct {
 	// SelfCgroupID, when non-zero, is a cgroup below Target never to watch:
 	// the sidecar's own container.
 	SelfCgroupID uint64
-	// SelfPID is never watched (the sidecar process itself).
+	// SelfPID, when non-zero, is never watched: the sidecar process itself,
+	// when it runs inside Target. Leave it 0 otherwise: the cgroup filter
+	// already excludes it, and the check would cost every event a helper.
 	SelfPID          int
 	SegmentThreshold time.Duration
 	// RingBufferSize is the kernel→user ring buffer in bytes (a power of
@@ -88,9 +91,10 @@ func Open(cfg Config) (*Camera, error) {
 	}
 	spec.Maps["events"].MaxEntries = size
 	sets := map[string]any{
-		// Wake the reader at a quarter full (at most 256 KiB) so a small
-		// ring does not fill before anyone looks.
-		"wakeup_bytes": uint64(min(size/4, 256<<10)),
+		// Each CPU wakes the reader after writing an eighth of the ring (at
+		// most 128 KiB), so even all CPUs together wake it well before a
+		// small ring fills.
+		"wakeup_bytes": uint64(min(size/8/uint32(max(runtime.NumCPU(), 1)), 128<<10)),
 		"target_cgid":  cfg.Target.ID,
 		"target_level": uint32(cfg.Target.Level),
 		"self_cgid":    cfg.SelfCgroupID,
