@@ -250,13 +250,44 @@ static __always_inline void read_sock(struct file *f, struct sock_info *si)
 		sock_info_of(sk, si);
 }
 
-static __always_inline void read_file_name(struct file *f, struct wait_detail *d)
+/* Walk a file's dentries up to the root, crossing mount points, keeping up
+ * to PATH_COMPONENTS names. Runs only when a thread blocks on a file. */
+static __always_inline void read_file_path(struct file *f, struct wait_detail *d)
 {
+	struct vfsmount *vmnt = BPF_CORE_READ(f, f_path.mnt);
+	struct mount *mnt = (void *)vmnt - bpf_core_field_offset(struct mount, mnt);
 	struct dentry *de = BPF_CORE_READ(f, f_path.dentry);
+	struct dentry *mroot = BPF_CORE_READ(vmnt, mnt_root);
+	u32 n = 0;
+
 	d->ino = BPF_CORE_READ(f, f_inode, i_ino);
-	bpf_probe_read_kernel_str(d->name, sizeof(d->name), BPF_CORE_READ(de, d_name.name));
-	bpf_probe_read_kernel_str(d->parent, sizeof(d->parent),
-				  BPF_CORE_READ(de, d_parent, d_name.name));
+	d->path_cut = 1;
+	for (int i = 0; i < PATH_COMPONENTS + 4; i++) {
+		if (de == mroot) {
+			/* At the root of this mount: go on from where it is mounted. */
+			struct mount *parent = BPF_CORE_READ(mnt, mnt_parent);
+			if (parent == mnt) {
+				d->path_cut = 0;
+				break;
+			}
+			de = BPF_CORE_READ(mnt, mnt_mountpoint);
+			mnt = parent;
+			mroot = BPF_CORE_READ(mnt, mnt.mnt_root);
+			continue;
+		}
+		struct dentry *up = BPF_CORE_READ(de, d_parent);
+		if (up == de) { /* a filesystem root that is not a mount root */
+			d->path_cut = 0;
+			break;
+		}
+		if (n >= PATH_COMPONENTS)
+			break;
+		bpf_probe_read_kernel_str(d->path[n & (PATH_COMPONENTS - 1)], COMPONENT_LEN,
+					  BPF_CORE_READ(de, d_name.name));
+		n++;
+		de = up;
+	}
+	d->path_depth = n;
 }
 
 /* ---- classification of an off-CPU wait ---- */
@@ -334,8 +365,8 @@ static __always_inline u8 classify(struct task_struct *task, struct thread_state
 	d->iowait = BPF_CORE_READ_BITFIELD_PROBED(task, in_iowait);
 	d->timed = 0;
 	d->ino = 0;
-	d->name[0] = 0;
-	d->parent[0] = 0;
+	d->path_depth = 0;
+	d->path_cut = 0;
 	__builtin_memset(&d->sock, 0, sizeof(d->sock));
 
 	if (nr < 0)
@@ -354,7 +385,7 @@ static __always_inline u8 classify(struct task_struct *task, struct thread_state
 		if (d->fd_kind == FD_SOCKET)
 			read_sock(f, &d->sock);
 		else if (d->fd_kind == FD_FILE || d->fd_kind == FD_BLOCK)
-			read_file_name(f, d);
+			read_file_path(f, d);
 		if (cat == -1) {
 			if (d->fd_kind == FD_SOCKET)
 				cat = CAT_NET;

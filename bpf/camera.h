@@ -37,7 +37,8 @@ enum fd_kind {
 };
 
 #define DATA_MAX 512
-#define NAME_MAX_LEN 64
+#define PATH_COMPONENTS 8 /* path components kept, leaf first */
+#define COMPONENT_LEN 32  /* bytes per component (longer ones are cut) */
 
 struct event_hdr {
 	u8 type;
@@ -90,8 +91,14 @@ struct wait_detail {
 	u32 _pad2;
 	struct sock_info sock;
 	u64 ino;
-	char name[NAME_MAX_LEN];   /* file: last path component */
-	char parent[NAME_MAX_LEN]; /* file: its directory's name */
+	/* file: its path as components, leaf first, across mounts up to the
+	 * root of the task's mount namespace; path_depth of them are set, and
+	 * path_cut says the walk stopped before the root. Built in the kernel
+	 * because by the time user space reads the event the fd may be closed. */
+	u8 path_depth;
+	u8 path_cut;
+	u8 _pad3[6];
+	char path[PATH_COMPONENTS][COMPONENT_LEN];
 };
 
 /* One wait longer than the threshold, or a run of consecutive shorter

@@ -100,19 +100,21 @@ type CameraThreadState struct {
 }
 
 type CameraWaitDetail struct {
-	_      structs.HostLayout
-	Arg0   int64
-	Sysnr  int32
-	Fd     int32
-	FdKind uint8
-	Iowait uint8
-	Timed  uint8
-	Pad    uint8
-	Pad2   uint32
-	Sock   CameraSockInfo
-	Ino    uint64
-	Name   [64]int8
-	Parent [64]int8
+	_         structs.HostLayout
+	Arg0      int64
+	Sysnr     int32
+	Fd        int32
+	FdKind    uint8
+	Iowait    uint8
+	Timed     uint8
+	Pad       uint8
+	Pad2      uint32
+	Sock      CameraSockInfo
+	Ino       uint64
+	PathDepth uint8
+	PathCut   uint8
+	Pad3      [6]uint8
+	Path      [8][32]int8
 }
 
 // Names of all BPF objects in the ELF.

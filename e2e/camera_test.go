@@ -26,6 +26,7 @@ type world struct {
 	base     string // http://127.0.0.1:PORT
 	slowAddr string
 	dnsAddr  string
+	dataDir  string
 	side     *sidecar
 }
 
@@ -52,6 +53,7 @@ func startWorld(t *testing.T, kind string) *world {
 		t.Cleanup(func() { os.RemoveAll(d) })
 		dataDir = d
 	}
+	w.dataDir = dataDir
 	args := []string{"--port", "0", "--data-dir", dataDir, "--downstream", w.slowAddr, "--dns-server", w.dnsAddr}
 	switch kind {
 	case "python":
@@ -173,12 +175,12 @@ func runScenarios(t *testing.T, kind string) {
 		}
 		var named bool
 		for _, s := range segmentsOf(p, profile.File) {
-			if strings.HasSuffix(s.File, "/fsync.log") && (s.Syscall == "fsync" || s.Syscall == "fdatasync" || s.Syscall == "write") {
+			if s.File == w.dataDir+"/fsync.log" && (s.Syscall == "fsync" || s.Syscall == "fdatasync" || s.Syscall == "write") {
 				named = true
 			}
 		}
 		if !named {
-			t.Errorf("no file segment names fsync.log:\n%s", dump(p))
+			t.Errorf("no file segment names %s/fsync.log:\n%s", w.dataDir, dump(p))
 		}
 	})
 
@@ -436,7 +438,7 @@ func TestThreadsComeAndGo(t *testing.T) {
 		if _, ok := st["events_lost_total"]; !ok {
 			t.Fatal("status lacks events_lost_total")
 		}
-		threads := int(asm["ThreadsActive"].(float64))
+		threads := int(asm["threads_active"].(float64))
 		if seen["exit"].(float64) >= 20 && threads <= 25 {
 			break
 		}

@@ -83,8 +83,18 @@ struct inode {
 	unsigned long i_ino;
 };
 
+struct vfsmount {
+	struct dentry *mnt_root;
+};
+
+struct mount {
+	struct mount *mnt_parent;
+	struct dentry *mnt_mountpoint;
+	struct vfsmount mnt;
+};
+
 struct path {
-	void *mnt;
+	struct vfsmount *mnt;
 	struct dentry *dentry;
 };
 

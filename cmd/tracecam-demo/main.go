@@ -341,13 +341,15 @@ func printStatus(addr string) error {
 		Probes    []string          `json:"probes"`
 		Events    map[string]uint64 `json:"events_seen"`
 		LostTotal uint64            `json:"events_lost_total"`
-		Assembler struct{ Profiles uint64 }
+		Assembler struct {
+			Profiles uint64 `json:"profiles"`
+		} `json:"assembler"`
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
 		return err
 	}
-	fmt.Printf("sidecar: %d probes attached; kernel events seen data=%d segment=%d close=%d exit=%d, lost %d; %d profiles\n",
-		len(st.Probes), st.Events["data"], st.Events["segment"], st.Events["close"], st.Events["exit"], st.LostTotal, st.Assembler.Profiles)
+	fmt.Printf("sidecar: %d probes attached; kernel events seen data=%d segment=%d exit=%d, lost %d; %d profiles\n",
+		len(st.Probes), st.Events["data"], st.Events["segment"], st.Events["exit"], st.LostTotal, st.Assembler.Profiles)
 	return nil
 }
 

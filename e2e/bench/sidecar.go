@@ -26,12 +26,12 @@ type sidecarStatus struct {
 	Events    map[string]uint64 `json:"events_seen"`
 	LostTotal uint64            `json:"events_lost_total"`
 	Assembler struct {
-		Profiles     uint64
-		Partial      uint64
-		DroppedStale uint64
-		DroppedConns uint64
-		ParseErrors  uint64
-		Incomplete   uint64
+		Profiles     uint64 `json:"profiles"`
+		Partial      uint64 `json:"partial"`
+		DroppedStale uint64 `json:"dropped_stale"`
+		DroppedConns uint64 `json:"dropped_conns"`
+		ParseErrors  uint64 `json:"parse_errors"`
+		Incomplete   uint64 `json:"incomplete"`
 	} `json:"assembler"`
 }
 

@@ -124,7 +124,8 @@ func Start(cfg Config) (*Agent, error) {
 		}
 		a.listener = ln
 		slog.Info("http listening", "addr", ln.Addr().String())
-		go http.Serve(ln, a.handler())
+		srv := &http.Server{Handler: a.handler(), ReadHeaderTimeout: 5 * time.Second, MaxHeaderBytes: 16 << 10}
+		go srv.Serve(ln)
 	}
 	a.ready.Store(true)
 	return a, nil

@@ -5,8 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"path"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/tracecam/tracecam/sidecar/dnsmsg"
@@ -37,20 +37,20 @@ type Config struct {
 
 // Counters are the assembler's own tallies, exposed on /v1/status.
 type Counters struct {
-	Events        uint64
-	Profiles      uint64
-	Partial       uint64
-	DroppedStale  uint64 // requests dropped for having no response
-	DroppedConns  uint64 // connections evicted past MaxConns
-	DroppedSegs   uint64 // segments evicted past MaxSegments
-	ParseErrors   uint64 // request/response heads that did not parse
-	Incomplete    uint64 // connections that ended before a response
-	DecodeErrors  uint64 // set by the caller
-	CrossThread   uint64 // responses written by another thread than the reader
-	Generated     uint64 // requests without a trace header
-	DNSQueries    uint64
-	ThreadsActive int
-	ConnsActive   int
+	Events        uint64 `json:"events"`
+	Profiles      uint64 `json:"profiles"`
+	Partial       uint64 `json:"partial"`
+	DroppedStale  uint64 `json:"dropped_stale"`       // requests dropped for having no response
+	DroppedConns  uint64 `json:"dropped_conns"`       // connections evicted past MaxConns
+	DroppedSegs   uint64 `json:"dropped_segments"`    // segments evicted past MaxSegments
+	ParseErrors   uint64 `json:"parse_errors"`        // request/response heads that did not parse
+	Incomplete    uint64 `json:"incomplete"`          // connections that ended before a response
+	DecodeErrors  uint64 `json:"decode_errors"`       // set by the caller
+	CrossThread   uint64 `json:"cross_thread"`        // responses written by another thread than the reader
+	Generated     uint64 `json:"trace_ids_generated"` // requests without a trace header
+	DNSQueries    uint64 `json:"dns_queries"`
+	ThreadsActive int    `json:"threads_active"`
+	ConnsActive   int    `json:"conns_active"`
 }
 
 // connKey names a connection: the socket's kernel address within a
@@ -190,9 +190,13 @@ func (a *Assembler) thread(tid uint32) *thread {
 }
 
 func (a *Assembler) onSegment(s *event.Segment) {
-	if (s.FDKind == event.FDFile || s.FDKind == event.FDBlock) && s.Path == "" && a.cfg.FileName != nil && s.FD >= 0 {
-		// Resolve now: the fd may be closed by the time the request ends.
-		s.Path = a.cfg.FileName(s.PID, s.FD, s.Inode)
+	if (s.FDKind == event.FDFile || s.FDKind == event.FDBlock) && (s.Path == "" || strings.HasPrefix(s.Path, "...")) &&
+		a.cfg.FileName != nil && s.FD >= 0 {
+		// The kernel's walk was cut short: try /proc while the fd may
+		// still be open.
+		if full := a.cfg.FileName(s.PID, s.FD, s.Inode); full != "" {
+			s.Path = full
+		}
 	}
 	t := a.thread(s.TID)
 	if len(t.segs) >= a.cfg.MaxSegments {
@@ -687,7 +691,7 @@ func (a *Assembler) addTimeline(p *profile.Profile, r *request, end uint64) {
 				seg.Peer = s.Sock.Remote.String()
 			}
 		case event.FDFile, event.FDBlock:
-			seg.File = a.fileName(s)
+			seg.File = s.Path
 		}
 		// Only a lock wait's waker is meaningful (the thread that released
 		// it); I/O and timer wake-ups run in whatever task an interrupt hit.
@@ -709,15 +713,6 @@ func (a *Assembler) addTimeline(p *profile.Profile, r *request, end uint64) {
 	sort.SliceStable(p.Timeline, func(i, j int) bool { return p.Timeline[i].StartOffsetNS < p.Timeline[j].StartOffsetNS })
 }
 
-func (a *Assembler) fileName(s *event.Segment) string {
-	if s.Path != "" {
-		return s.Path
-	}
-	if s.Parent != "" && s.Parent != "/" {
-		return path.Join(".../"+s.Parent, s.Name)
-	}
-	return s.Name
-}
 
 func (a *Assembler) addNetwork(p *profile.Profile, r *request, end uint64) {
 	for _, q := range r.dns {

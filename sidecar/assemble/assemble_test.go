@@ -1221,7 +1221,7 @@ func TestMaxSegmentsEviction(t *testing.T) {
 	for i := 0; i < 5; i++ {
 		th.spend(event.CatCPU, 10*us)
 		h.feed(th.wait(event.CatFile, uint64(i+1)*ms, 0, func(s *event.Segment) {
-			s.Syscall, s.FD, s.FDKind, s.Name, s.Parent = 74, 9, event.FDFile, "data.db", "lib"
+			s.Syscall, s.FD, s.FDKind, s.Path = 74, 9, event.FDFile, ".../lib/data.db"
 		}))
 	}
 	h.feed(th.write(5, resp(200, "")))
@@ -1256,15 +1256,16 @@ func TestFileNameResolver(t *testing.T) {
 	th := newThr(101, "w")
 	h.feed(th.read(5, req("GET", "/")))
 	h.feed(th.wait(event.CatFile, ms, 0, func(s *event.Segment) {
-		s.FD, s.FDKind, s.Inode, s.Name, s.Parent = 9, event.FDFile, 77, "data.db", "app"
+		s.FD, s.FDKind, s.Inode, s.Path = 9, event.FDFile, 77, ".../app/data.db"
 	}))
 	h.feed(th.wait(event.CatFile, ms, 0, func(s *event.Segment) {
-		s.Syscall, s.FD, s.FDKind, s.Inode, s.Name, s.Parent = 0, 10, event.FDFile, 78, "x.log", "/"
+		s.Syscall, s.FD, s.FDKind, s.Inode, s.Path = 0, 10, event.FDFile, 78, "/x.log"
 	}))
 	h.feed(th.write(5, resp(200, "")))
 	h.wantN(1)
 	tl := h.out[0].Timeline
-	if calls != 2 || len(tl) != 2 || tl[0].File != "/var/lib/app/data.db" || tl[1].File != "x.log" {
+	// /proc is asked only when the kernel's walk was cut short.
+	if calls != 1 || len(tl) != 2 || tl[0].File != "/var/lib/app/data.db" || tl[1].File != "/x.log" {
 		t.Errorf("calls %d timeline %+v", calls, tl)
 	}
 	if tl[0].Detail != "page fault / I/O wait" || tl[1].Detail != "" {
@@ -1569,7 +1570,7 @@ func TestCoalescedAndTimedSegments(t *testing.T) {
 	th := newThr(101, "w")
 	h.feed(th.read(5, req("GET", "/")))
 	h.feed(th.wait(event.CatFile, 8*ms, 100*us, func(s *event.Segment) {
-		s.Count, s.Syscall, s.FD, s.FDKind, s.Name = 20, 74, 9, event.FDFile, "wal"
+		s.Count, s.Syscall, s.FD, s.FDKind, s.Path = 20, 74, 9, event.FDFile, "/wal"
 	}))
 	h.feed(th.wait(event.CatSleep, 5*ms, 0, func(s *event.Segment) {
 		s.Syscall, s.Arg0, s.Timed, s.WakerTID, s.WakerComm = 202, 0x10, true, 55, "irq"
@@ -1580,7 +1581,7 @@ func TestCoalescedAndTimedSegments(t *testing.T) {
 	if len(tl) != 2 {
 		t.Fatalf("timeline %+v", tl)
 	}
-	if tl[0].Count != 20 || tl[0].DurationNS != int64(8*ms) || tl[0].RunqNS != int64(100*us) || tl[0].File != "wal" {
+	if tl[0].Count != 20 || tl[0].DurationNS != int64(8*ms) || tl[0].RunqNS != int64(100*us) || tl[0].File != "/wal" {
 		t.Errorf("coalesced segment %+v", tl[0])
 	}
 	if tl[1].Category != profile.Sleep || tl[1].Count != 0 || tl[1].WakerTID != 0 || !strings.Contains(tl[1].Detail, "timed futex") {

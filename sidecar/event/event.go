@@ -2,6 +2,7 @@ package event
 
 import (
 	"bytes"
+	"strings"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -218,8 +219,7 @@ func Decode(raw []byte) (any, error) {
 			Timed:     r.D.Timed != 0,
 			Sock:      sock(r.D.Sock),
 			Inode:     r.D.Ino,
-			Name:      cstr(r.D.Name[:]),
-			Parent:    cstr(r.D.Parent[:]),
+			Path:      filePath(r.D),
 		}, nil
 	case TypeExit:
 		var r bpf.CameraEventHdr
@@ -245,6 +245,23 @@ func load[T any](raw []byte, v *T) error {
 	}
 	copy(unsafe.Slice((*byte)(unsafe.Pointer(v)), n), raw[:n])
 	return nil
+}
+
+// filePath joins the kernel's leaf-first path components.
+func filePath(d bpf.CameraWaitDetail) string {
+	n := min(int(d.PathDepth), len(d.Path))
+	if n == 0 {
+		return ""
+	}
+	var b strings.Builder
+	if d.PathCut != 0 {
+		b.WriteString("...")
+	}
+	for i := n - 1; i >= 0; i-- {
+		b.WriteByte('/')
+		b.WriteString(cstr(d.Path[i][:]))
+	}
+	return b.String()
 }
 
 func header(h bpf.CameraEventHdr) Header {

@@ -29,6 +29,17 @@ func i8(s string, n int) []int8 {
 
 func setComm(dst []int8, s string) { copy(dst, i8(s, len(dst))) }
 
+// setPath fills the kernel's leaf-first path components.
+func setPath(d *bpf.CameraWaitDetail, cut bool, leafFirst ...string) {
+	for i, c := range leafFirst {
+		setComm(d.Path[i][:], c)
+	}
+	d.PathDepth = uint8(len(leafFirst))
+	if cut {
+		d.PathCut = 1
+	}
+}
+
 func hdr(t Type) bpf.CameraEventHdr {
 	return bpf.CameraEventHdr{Type: uint8(t), Flags: 0xAA, Cpu: 7, Pid: 100, Tid: 101, Pad: 0xdeadbeef, Ts: 123456789, LostSeq: 42}
 }
@@ -538,8 +549,7 @@ func TestDecodeSegment(t *testing.T) {
 				r.D.FdKind = uint8(FDFile)
 				r.D.Iowait = 1
 				r.D.Ino = 987654321
-				setComm(r.D.Name[:], "data.db")
-				setComm(r.D.Parent[:], "lib")
+				setPath(&r.D, false, "data.db", "lib", "var")
 			},
 			want: func(s *Segment) {
 				s.Category = CatFile
@@ -547,7 +557,7 @@ func TestDecodeSegment(t *testing.T) {
 				s.FDKind = FDFile
 				s.IOWait = true
 				s.Inode = 987654321
-				s.Name, s.Parent = "data.db", "lib"
+				s.Path = "/var/lib/data.db"
 			},
 		},
 		{
@@ -570,12 +580,11 @@ func TestDecodeSegment(t *testing.T) {
 		{
 			name: "name filling the whole array",
 			mod: func(r *bpf.CameraSegmentEvent) {
-				setComm(r.D.Name[:], strings.Repeat("n", 70))
-				setComm(r.D.Parent[:], strings.Repeat("p", 64))
+				setPath(&r.D, true, strings.Repeat("n", 40), strings.Repeat("p", 32))
 				setComm(r.WakerComm[:], strings.Repeat("w", 16))
 			},
 			want: func(s *Segment) {
-				s.Name, s.Parent = strings.Repeat("n", 64), strings.Repeat("p", 64)
+				s.Path = ".../" + strings.Repeat("p", 32) + "/" + strings.Repeat("n", 32)
 				s.WakerComm = strings.Repeat("w", 16)
 			},
 		},
