@@ -713,7 +713,6 @@ func (a *Assembler) addTimeline(p *profile.Profile, r *request, end uint64) {
 	sort.SliceStable(p.Timeline, func(i, j int) bool { return p.Timeline[i].StartOffsetNS < p.Timeline[j].StartOffsetNS })
 }
 
-
 func (a *Assembler) addNetwork(p *profile.Profile, r *request, end uint64) {
 	for _, q := range r.dns {
 		dq := profile.DNSQuery{Name: q.name, Type: q.qtype, Rcode: q.rcode, Server: q.server,

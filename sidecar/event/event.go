@@ -2,11 +2,11 @@ package event
 
 import (
 	"bytes"
-	"strings"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/netip"
+	"strings"
 	"unsafe"
 
 	"github.com/tracecam/tracecam/bpf"
