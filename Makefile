@@ -9,7 +9,9 @@ SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # or file that proves each is present (so an installed machine skips apt).
 DEPS := clang-14:clang-14 /usr/include/bpf/bpf_helpers.h:libbpf-dev curl:curl \
         python3:python3 java:openjdk-17-jdk-headless nginx:nginx-light wrk:wrk \
-        cc:gcc capsh:libcap2-bin
+        cc:gcc capsh:libcap2-bin protoc:protobuf-compiler \
+        /usr/include/google/protobuf/timestamp.proto:libprotobuf-dev \
+        /usr/share/gocode/src/github.com/grpc-ecosystem/grpc-gateway/third_party/googleapis/google/api/annotations.proto:golang-github-grpc-ecosystem-grpc-gateway-dev
 
 .PHONY: all build demo test unit e2e generate bench deps fmt-check vet clean
 
@@ -30,9 +32,11 @@ deps:
 	if [ -n "$$missing" ]; then echo "installing:$$missing"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; fi
 
-## generate: rebuild the eBPF objects (clang 14) and their Go bindings
+## generate: rebuild the eBPF objects (clang 14) and their Go bindings, and
+## the API code and OpenAPI document from proto/ (Debian protoc, plugins pinned in go.mod)
 generate: deps
 	cd bpf && $(GO) generate ./...
+	proto/generate.sh
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

@@ -451,7 +451,7 @@ func TestThreadsComeAndGo(t *testing.T) {
 
 // A cgroup that does not exist fails at start with one clear line.
 func TestBadCgroupFailsClearly(t *testing.T) {
-	out, err := runSidecarOnce("--cgroup", "/nonexistent-cgroup-"+strconv.Itoa(os.Getpid()), "--http-addr", "")
+	out, err := runSidecarOnce("--cgroup", "/nonexistent-cgroup-"+strconv.Itoa(os.Getpid()), "--http-addr", "", "--grpc-addr", "")
 	if err == nil {
 		t.Fatalf("sidecar started on a missing cgroup: %s", out)
 	}
@@ -470,7 +470,7 @@ func TestMissingCapabilityFailsClearly(t *testing.T) {
 		t.Skip("capsh not installed (make deps installs libcap2-bin)")
 	}
 	out, err := exec.Command("capsh", "--drop=cap_sys_admin,cap_bpf,cap_perfmon", "--",
-		"-c", sidecarBin+" --cgroup / --http-addr ''").CombinedOutput()
+		"-c", sidecarBin+" --cgroup / --http-addr '' --grpc-addr ''").CombinedOutput()
 	if err == nil {
 		t.Fatalf("sidecar ran without CAP_BPF: %s", out)
 	}

@@ -176,16 +176,20 @@ func (p *proc) waitReady(t *testing.T, timeout time.Duration) string {
 type sidecar struct {
 	*proc
 	httpAddr string
+	grpcAddr string
 	mu       sync.Mutex
 	profiles []*profile.Profile
 	changed  chan struct{}
 }
 
-var listenRe = regexp.MustCompile(`msg="http listening" addr=(\S+)`)
+var (
+	listenRe     = regexp.MustCompile(`msg="http listening" addr=(\S+)`)
+	grpcListenRe = regexp.MustCompile(`msg="grpc listening" addr=(\S+)`)
+)
 
 func startSidecar(t *testing.T, cg *cgroup.Target, own *cgroup.Target, args ...string) *sidecar {
 	t.Helper()
-	all := append([]string{"--output", "json", "--http-addr", "127.0.0.1:0"}, args...)
+	all := append([]string{"--output", "json", "--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0"}, args...)
 	if cg != nil {
 		all = append(all, "--cgroup", cg.Path)
 	}
@@ -197,6 +201,9 @@ func startSidecar(t *testing.T, cg *cgroup.Target, own *cgroup.Target, args ...s
 		}
 		if m := listenRe.FindStringSubmatch(s.stderr()); m != nil {
 			s.httpAddr = m[1]
+		}
+		if m := grpcListenRe.FindStringSubmatch(s.stderr()); m != nil {
+			s.grpcAddr = m[1]
 		}
 		if s.cmd.ProcessState != nil {
 			t.Fatalf("sidecar exited: %s", s.stderr())

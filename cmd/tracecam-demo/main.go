@@ -127,7 +127,7 @@ func (d *demo) run(ctx context.Context, sidecarPath string) error {
 		dnsOK = false
 	}
 
-	side := exec.Command(sidecarPath, "--cgroup", d.cg.Path, "--output", "json", "--http-addr", "127.0.0.1:0")
+	side := exec.Command(sidecarPath, "--cgroup", d.cg.Path, "--output", "json", "--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0")
 	side.Stderr = os.Stderr
 	side.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	out, err := side.StdoutPipe()

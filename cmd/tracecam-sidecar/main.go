@@ -39,7 +39,8 @@ func run() error {
 	fs := flag.NewFlagSet("tracecam-sidecar", flag.ContinueOnError)
 	cg := fs.String("cgroup", envDefault("cgroup", ""), "cgroup v2 directory to watch (host path or path under the cgroup2 mount); default: the parent of this process's cgroup, i.e. the pod")
 	output := fs.String("output", envDefault("output", "none"), "print completed profiles on stdout: none, text or json (one object per line)")
-	httpAddr := fs.String("http-addr", envDefault("http-addr", ":7071"), "HTTP address for /healthz, /readyz, /v1/status, /metrics (empty: off)")
+	grpcAddr := fs.String("grpc-addr", envDefault("grpc-addr", ":7070"), "gRPC address for tracecam.v1.Profiler (empty: off)")
+	httpAddr := fs.String("http-addr", envDefault("http-addr", ":7071"), "HTTP address for the REST API (/v1/...), /healthz, /readyz, /metrics, /openapi.json (empty: off)")
 	thrS := fs.String("segment-threshold", envDefault("segment-threshold", "1ms"), "waits at least this long become timeline segments")
 	storeS := fs.String("store-size", envDefault("store-size", "10000"), "profiles kept in memory (a ring)")
 	pod := fs.String("pod", envDefault("pod", os.Getenv("POD_NAME")), "pod name to label profiles with")
@@ -85,7 +86,7 @@ func run() error {
 	}
 
 	a, err := agent.Start(agent.Config{
-		Cgroup: *cg, Output: *output, HTTPAddr: *httpAddr, SegmentThreshold: thr,
+		Cgroup: *cg, Output: *output, HTTPAddr: *httpAddr, GRPCAddr: *grpcAddr, SegmentThreshold: thr,
 		StoreSize: size, Pod: *pod, Namespace: *ns, Pprof: *pprofOn,
 		RingBufferSize: uint32(ring),
 	})

@@ -24,6 +24,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -116,7 +117,15 @@ func run(ctx context.Context, cfg config, cl *cleaner) error {
 		return fmt.Errorf("syscall tax benchmark: %w", err)
 	}
 
+	lat, err := runAPILatency(ctx)
+	if err != nil {
+		return fmt.Errorf("API latency benchmark: %w", err)
+	}
+
 	report := renderReport(host, cfg, tp, tax)
+	var b strings.Builder
+	writeAPILatency(&b, lat)
+	report += b.String()
 	fmt.Print(report)
 	if cfg.out != "" {
 		if err := os.WriteFile(cfg.out, []byte(report), 0o644); err != nil {

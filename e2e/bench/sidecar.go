@@ -52,7 +52,7 @@ func startSidecar(ctx context.Context, cl *cleaner, bin string, cg cgroup.Target
 		return nil, err
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	proc, err := startChild("tracecam-sidecar", nil, bin, "--cgroup", cg.Path, "--output", "none", "--http-addr", addr)
+	proc, err := startChild("tracecam-sidecar", nil, bin, "--cgroup", cg.Path, "--output", "none", "--http-addr", addr, "--grpc-addr", "")
 	if err != nil {
 		return nil, err
 	}

@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -11,7 +10,6 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,7 +18,14 @@ import (
 
 	"github.com/cilium/ebpf/ringbuf"
 	"golang.org/x/sys/unix"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/reflection"
 
+	"github.com/tracecam/tracecam/gateway"
+	"github.com/tracecam/tracecam/proto"
+	tracecamv1 "github.com/tracecam/tracecam/proto/tracecam/v1"
+	"github.com/tracecam/tracecam/sidecar/api"
 	"github.com/tracecam/tracecam/sidecar/assemble"
 	"github.com/tracecam/tracecam/sidecar/capture"
 	"github.com/tracecam/tracecam/sidecar/cgroup"
@@ -42,6 +47,7 @@ type Config struct {
 	Cgroup           string // "" = parent of our own cgroup (the pod)
 	Output           string // none, text, json
 	HTTPAddr         string
+	GRPCAddr         string
 	SegmentThreshold time.Duration
 	StoreSize        int
 	RingBufferSize   uint32
@@ -58,33 +64,16 @@ type Agent struct {
 	cam    *capture.Camera
 	asm    *assemble.Assembler
 	Store  *store.Ring
+	hub    *api.Hub
 
 	mu       sync.Mutex // guards asm and the stdout writer
 	ready    atomic.Bool
-	lastStat atomic.Pointer[Status]
+	lastStat atomic.Pointer[tracecamv1.Status]
 	outErrs  atomic.Uint64
-	listener net.Listener
-}
 
-// Status is what /v1/status reports.
-type Status struct {
-	Version   string            `json:"version"`
-	Cgroup    string            `json:"cgroup"`
-	CgroupID  uint64            `json:"cgroup_id"`
-	Pod       string            `json:"pod,omitempty"`
-	Namespace string            `json:"namespace,omitempty"`
-	Probes    []string          `json:"probes"`
-	Events    map[string]uint64 `json:"events_seen"`
-	Lost      map[string]uint64 `json:"events_lost"`
-	// LostTotal is every kernel event lost; profiles overlapping a loss are
-	// marked partial.
-	LostTotal      uint64            `json:"events_lost_total"`
-	Assembler      assemble.Counters `json:"assembler"`
-	ProfilesStored int               `json:"profiles_stored"`
-	StoreCapacity  int               `json:"store_capacity"`
-	OutputErrors   uint64            `json:"output_errors"`
-	Redis          string            `json:"redis"`
-	Threshold      string            `json:"segment_threshold"`
+	httpLn, grpcLn net.Listener
+	httpSrv        *http.Server
+	grpcSrv        *grpc.Server
 }
 
 var typeNames = [...]string{"", "data", "segment", "exit"}
@@ -111,24 +100,64 @@ func Start(cfg Config) (*Agent, error) {
 		return nil, err
 	}
 	slog.Info("probes attached", "count", len(cam.Probes()), "probes", cam.Probes())
-	a := &Agent{cfg: cfg, target: target, cam: cam, Store: store.NewRing(cfg.StoreSize)}
+	a := &Agent{cfg: cfg, target: target, cam: cam, Store: store.NewRing(cfg.StoreSize), hub: api.NewHub()}
 	a.asm = assemble.New(assemble.Config{
 		Pod: cfg.Pod, Namespace: cfg.Namespace, Container: cfg.Container,
 		WallClock: wallClock(), FileName: procFileName,
 	}, a.onProfile)
-	if cfg.HTTPAddr != "" {
-		ln, err := net.Listen("tcp", cfg.HTTPAddr)
-		if err != nil {
-			cam.Close()
-			return nil, fmt.Errorf("listening on %s: %w", cfg.HTTPAddr, err)
-		}
-		a.listener = ln
-		slog.Info("http listening", "addr", ln.Addr().String())
-		srv := &http.Server{Handler: a.handler(), ReadHeaderTimeout: 5 * time.Second, MaxHeaderBytes: 16 << 10}
-		go srv.Serve(ln)
+	if err := a.serve(); err != nil {
+		a.closeServers()
+		cam.Close()
+		return nil, err
 	}
 	a.ready.Store(true)
 	return a, nil
+}
+
+// serve starts the gRPC server (tracecam.v1.Profiler, with reflection) and
+// the HTTP server (the same service as REST through grpc-gateway, plus
+// health, readiness, metrics and the OpenAPI document).
+func (a *Agent) serve() error {
+	srv := &api.Server{Store: a.Store, Hub: a.hub, Status: a.Status}
+	if a.cfg.GRPCAddr != "" {
+		ln, err := net.Listen("tcp", a.cfg.GRPCAddr)
+		if err != nil {
+			return fmt.Errorf("listening on %s for gRPC: %w", a.cfg.GRPCAddr, err)
+		}
+		a.grpcLn = ln
+		a.grpcSrv = grpc.NewServer(
+			grpc.MaxRecvMsgSize(64<<10), // requests are small; refuse anything else early
+			grpc.KeepaliveParams(keepalive.ServerParameters{Time: time.Minute}),
+			grpc.ConnectionTimeout(10*time.Second),
+		)
+		tracecamv1.RegisterProfilerServer(a.grpcSrv, srv)
+		reflection.Register(a.grpcSrv)
+		slog.Info("grpc listening", "addr", ln.Addr().String())
+		go func() {
+			if err := a.grpcSrv.Serve(ln); err != nil {
+				slog.Error("grpc server stopped", "err", err)
+			}
+		}()
+	}
+	if a.cfg.HTTPAddr != "" {
+		ln, err := net.Listen("tcp", a.cfg.HTTPAddr)
+		if err != nil {
+			return fmt.Errorf("listening on %s for HTTP: %w", a.cfg.HTTPAddr, err)
+		}
+		a.httpLn = ln
+		h, err := a.handler(srv)
+		if err != nil {
+			return err
+		}
+		a.httpSrv = gateway.NewServer("", h)
+		slog.Info("http listening", "addr", ln.Addr().String())
+		go func() {
+			if err := a.httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				slog.Error("http server stopped", "err", err)
+			}
+		}()
+	}
+	return nil
 }
 
 // resolveTarget picks the cgroup to watch: the one given, or the parent of
@@ -189,22 +218,12 @@ func procFileName(pid uint32, fd int32, ino uint64) string {
 	return name
 }
 
-// Diagnosed returns p with its diagnosis filled in: a shallow copy when it
-// was missing, so profiles shared with the store are never written to.
-func Diagnosed(p *profile.Profile) *profile.Profile {
-	if p.Diagnosis.Cause != "" {
-		return p
-	}
-	q := *p
-	q.Diagnosis = diagnose.Diagnose(p)
-	return &q
-}
-
 func (a *Agent) onProfile(p *profile.Profile) {
 	if a.cfg.Output != "none" {
 		p.Diagnosis = diagnose.Diagnose(p)
 	}
 	a.Store.Add(p)
+	a.hub.Publish(p)
 	var err error
 	switch a.cfg.Output {
 	case "json":
@@ -274,117 +293,148 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 }
 
+// shutdown stops serving gracefully: not ready first (so a load balancer
+// stops sending), then in-flight calls finish and streams end, within a
+// bound.
 func (a *Agent) shutdown() {
 	a.ready.Store(false)
 	a.refreshStatus()
-	if a.listener != nil {
-		a.listener.Close()
+	a.closeServers()
+}
+
+const shutdownGrace = 5 * time.Second
+
+func (a *Agent) closeServers() {
+	var wg sync.WaitGroup
+	if a.grpcSrv != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			done := make(chan struct{})
+			go func() { a.grpcSrv.GracefulStop(); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(shutdownGrace):
+				a.grpcSrv.Stop()
+			}
+		}()
+	} else if a.grpcLn != nil {
+		a.grpcLn.Close()
 	}
+	if a.httpSrv != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+			defer cancel()
+			if err := a.httpSrv.Shutdown(ctx); err != nil {
+				a.httpSrv.Close()
+			}
+		}()
+	} else if a.httpLn != nil {
+		a.httpLn.Close()
+	}
+	wg.Wait()
 }
 
 // Status returns the current status.
-func (a *Agent) Status() Status { return a.refreshStatus() }
+func (a *Agent) Status() *tracecamv1.Status { return a.refreshStatus() }
 
-func (a *Agent) refreshStatus() Status {
-	st := Status{
-		Version: Version, Cgroup: a.target.Path, CgroupID: a.target.ID,
+func (a *Agent) refreshStatus() *tracecamv1.Status {
+	st := &tracecamv1.Status{
+		Version: Version, Cgroup: a.target.Path, CgroupId: a.target.ID,
 		Pod: a.cfg.Pod, Namespace: a.cfg.Namespace, Probes: a.cam.Probes(),
-		Events: map[string]uint64{}, Lost: map[string]uint64{}, Redis: "not configured",
-		Threshold: a.cfg.SegmentThreshold.String(), OutputErrors: a.outErrs.Load(),
+		EventsSeen: map[string]uint64{}, EventsLost: map[string]uint64{}, Redis: "not configured",
+		SegmentThreshold: a.cfg.SegmentThreshold.String(), OutputErrors: a.outErrs.Load(),
+		Ready: a.ready.Load(),
 	}
 	if ks, err := a.cam.Stats(); err == nil {
 		for i := 1; i < len(typeNames); i++ {
-			st.Events[typeNames[i]] = ks.Sent[i]
-			st.Lost[typeNames[i]] = ks.Lost[i]
-			st.LostTotal += ks.Lost[i]
+			st.EventsSeen[typeNames[i]] = ks.Sent[i]
+			st.EventsLost[typeNames[i]] = ks.Lost[i]
+			st.EventsLostTotal += ks.Lost[i]
 		}
 	} else if prev := a.lastStat.Load(); prev != nil {
-		st.Events, st.Lost, st.LostTotal = prev.Events, prev.Lost, prev.LostTotal
+		// The maps are gone after shutdown: keep the last counts.
+		st.EventsSeen, st.EventsLost, st.EventsLostTotal = prev.EventsSeen, prev.EventsLost, prev.EventsLostTotal
 	}
 	a.mu.Lock()
-	st.Assembler = a.asm.Counters()
+	c := a.asm.Counters()
 	a.mu.Unlock()
+	st.Assembler = &tracecamv1.AssemblerCounters{
+		Events: c.Events, Profiles: c.Profiles, Partial: c.Partial, DroppedStale: c.DroppedStale,
+		DroppedConns: c.DroppedConns, DroppedSegments: c.DroppedSegs, ParseErrors: c.ParseErrors,
+		Incomplete: c.Incomplete, DecodeErrors: c.DecodeErrors, CrossThread: c.CrossThread,
+		TraceIdsGenerated: c.Generated, DnsQueries: c.DNSQueries,
+		ThreadsActive: int64(c.ThreadsActive), ConnsActive: int64(c.ConnsActive),
+	}
 	ss := a.Store.Stats()
-	st.ProfilesStored, st.StoreCapacity = ss.Stored, ss.Capacity
-	a.lastStat.Store(&st)
+	st.ProfilesStored, st.StoreCapacity = int64(ss.Stored), int64(ss.Capacity)
+	a.lastStat.Store(st)
 	return st
 }
 
 // Addr is the HTTP listen address (useful with port 0).
 func (a *Agent) Addr() string {
-	if a.listener == nil {
+	if a.httpLn == nil {
 		return ""
 	}
-	return a.listener.Addr().String()
+	return a.httpLn.Addr().String()
 }
 
-func (a *Agent) handler() http.Handler {
-	mux := http.NewServeMux()
-	if a.cfg.Pprof {
-		mux.HandleFunc("/debug/pprof/", pprof.Index)
-		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+func (a *Agent) handler(srv *api.Server) (http.Handler, error) {
+	mux, err := gateway.NewMux(context.Background(), srv, gateway.Options{OpenAPI: proto.OpenAPI})
+	if err != nil {
+		return nil, fmt.Errorf("building the REST gateway: %w", err)
 	}
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		if !a.ready.Load() {
-			http.Error(w, "probes not attached", http.StatusServiceUnavailable)
-			return
-		}
-		io.WriteString(w, "ready\n")
-	})
-	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		enc.Encode(a.Status())
-	})
-	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
-		st := a.Status()
-		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
-		fmt.Fprintf(w, "# HELP tracecam_events_total Kernel events delivered, by type.\n# TYPE tracecam_events_total counter\n")
-		for i := 1; i < len(typeNames); i++ {
-			fmt.Fprintf(w, "tracecam_events_total{type=%q} %d\n", typeNames[i], st.Events[typeNames[i]])
-		}
-		fmt.Fprintf(w, "# HELP tracecam_events_lost_total Kernel events lost (ring buffer full), by type.\n# TYPE tracecam_events_lost_total counter\n")
-		for i := 1; i < len(typeNames); i++ {
-			fmt.Fprintf(w, "tracecam_events_lost_total{type=%q} %d\n", typeNames[i], st.Lost[typeNames[i]])
-		}
-		c := st.Assembler
-		for _, m := range []struct {
-			name, help string
-			v          uint64
-		}{
-			{"tracecam_profiles_total", "Request profiles completed.", c.Profiles},
-			{"tracecam_profiles_partial_total", "Profiles marked partial.", c.Partial},
-			{"tracecam_requests_dropped_stale_total", "Requests dropped without a response.", c.DroppedStale},
-			{"tracecam_requests_incomplete_total", "Connections that ended before a response.", c.Incomplete},
-			{"tracecam_connections_evicted_total", "Connections evicted past the tracking limit.", c.DroppedConns},
-			{"tracecam_segments_evicted_total", "Segments evicted past the per-thread limit.", c.DroppedSegs},
-			{"tracecam_parse_errors_total", "HTTP heads that did not parse.", c.ParseErrors},
-			{"tracecam_decode_errors_total", "Kernel records that did not decode.", c.DecodeErrors},
-			{"tracecam_output_errors_total", "Profiles that could not be written to stdout.", st.OutputErrors},
-		} {
-			fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s counter\n%s %d\n", m.name, m.help, m.name, m.name, m.v)
-		}
-		fmt.Fprintf(w, "# TYPE tracecam_profiles_stored gauge\ntracecam_profiles_stored %d\n", st.ProfilesStored)
-	})
-	mux.HandleFunc("GET /v1/profiles", func(w http.ResponseWriter, r *http.Request) {
-		q := store.Query{Limit: 100}
-		if v := r.URL.Query().Get("limit"); v != "" {
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 0 {
-				http.Error(w, `{"error":"invalid limit"}`, http.StatusBadRequest)
+	extra := map[string]http.Handler{
+		"/healthz": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") }),
+		"/readyz": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if !a.ready.Load() {
+				http.Error(w, "not ready: probes not attached or shutting down", http.StatusServiceUnavailable)
 				return
 			}
-			q.Limit = n
-		}
-		q.PathPrefix = r.URL.Query().Get("path")
-		w.Header().Set("Content-Type", "application/json")
-		list := a.Store.List(q)
-		for i, p := range list {
-			list[i] = Diagnosed(p)
-		}
-		json.NewEncoder(w).Encode(map[string]any{"profiles": list})
-	})
-	return mux
+			io.WriteString(w, "ready\n")
+		}),
+		"/metrics": http.HandlerFunc(a.metrics),
+	}
+	if a.cfg.Pprof {
+		extra["/debug/pprof/"] = http.HandlerFunc(pprof.Index)
+		extra["/debug/pprof/profile"] = http.HandlerFunc(pprof.Profile)
+	}
+	return gateway.Handler(mux, extra), nil
+}
+
+func (a *Agent) metrics(w http.ResponseWriter, r *http.Request) {
+	st := a.Status()
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+	var b strings.Builder
+	b.WriteString("# HELP tracecam_events_total Kernel events delivered, by type.\n# TYPE tracecam_events_total counter\n")
+	for i := 1; i < len(typeNames); i++ {
+		fmt.Fprintf(&b, "tracecam_events_total{type=%q} %d\n", typeNames[i], st.EventsSeen[typeNames[i]])
+	}
+	b.WriteString("# HELP tracecam_events_lost_total Kernel events lost (ring buffer full), by type.\n# TYPE tracecam_events_lost_total counter\n")
+	for i := 1; i < len(typeNames); i++ {
+		fmt.Fprintf(&b, "tracecam_events_lost_total{type=%q} %d\n", typeNames[i], st.EventsLost[typeNames[i]])
+	}
+	c := st.Assembler
+	for _, m := range []struct {
+		name, help string
+		v          uint64
+	}{
+		{"tracecam_profiles_total", "Request profiles completed.", c.Profiles},
+		{"tracecam_profiles_partial_total", "Profiles marked partial.", c.Partial},
+		{"tracecam_requests_dropped_stale_total", "Requests dropped without a response.", c.DroppedStale},
+		{"tracecam_requests_incomplete_total", "Connections that ended before a response.", c.Incomplete},
+		{"tracecam_connections_evicted_total", "Connections evicted past the tracking limit.", c.DroppedConns},
+		{"tracecam_segments_evicted_total", "Segments evicted past the per-thread limit.", c.DroppedSegments},
+		{"tracecam_parse_errors_total", "HTTP heads that did not parse.", c.ParseErrors},
+		{"tracecam_decode_errors_total", "Kernel records that did not decode.", c.DecodeErrors},
+		{"tracecam_output_errors_total", "Profiles that could not be written to stdout.", st.OutputErrors},
+		{"tracecam_watch_dropped_total", "Profiles a slow WatchProfiles client missed.", a.hub.Dropped()},
+	} {
+		fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s counter\n%s %d\n", m.name, m.help, m.name, m.name, m.v)
+	}
+	fmt.Fprintf(&b, "# TYPE tracecam_profiles_stored gauge\ntracecam_profiles_stored %d\n", st.ProfilesStored)
+	io.WriteString(w, b.String())
 }

@@ -1,0 +1,185 @@
+package gateway
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"unicode"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/protobuf/encoding/prototext"
+	"google.golang.org/protobuf/proto"
+
+	tracecamv1 "github.com/tracecam/tracecam/proto/tracecam/v1"
+	"github.com/tracecam/tracecam/sidecar/profilepb"
+	"github.com/tracecam/tracecam/sidecar/render"
+)
+
+// TextContentType is the media type of the camera view.
+const TextContentType = "text/plain; charset=utf-8"
+
+// textMIME is the key the text marshaler is registered under; Accept must
+// match it exactly, which the negotiation middleware ensures.
+const textMIME = "text/plain"
+
+// TextMarshaler is the runtime.Marshaler for text/plain: the camera view a
+// person reads in a terminal (curl ...?format=text).
+//
+//   - GetTraceResponse and ListProfilesResponse: each profile as
+//     render.Text draws it, separated by a blank line; "no profiles" when
+//     there are none. (GetTraceResponse.sources is not shown.)
+//   - Profile: its camera view.
+//   - Status: one "key: value" line per field, maps flattened as
+//     "key.name: value" in key order, zero values included.
+//   - Any other message: prototext.
+//
+// Strings from the wire are escaped so they cannot drive the terminal.
+// Unmarshal and NewDecoder delegate to [JSONMarshaler].
+type TextMarshaler struct{}
+
+var _ runtime.Marshaler = TextMarshaler{}
+
+// ContentType implements runtime.Marshaler.
+func (TextMarshaler) ContentType(any) string { return TextContentType }
+
+// Marshal implements runtime.Marshaler.
+func (TextMarshaler) Marshal(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	switch m := v.(type) {
+	case *tracecamv1.GetTraceResponse:
+		if err := writeProfiles(&buf, m.GetProfiles()); err != nil {
+			return nil, err
+		}
+	case *tracecamv1.ListProfilesResponse:
+		if err := writeProfiles(&buf, m.GetProfiles()); err != nil {
+			return nil, err
+		}
+	case *tracecamv1.Profile:
+		if err := writeProfiles(&buf, []*tracecamv1.Profile{m}); err != nil {
+			return nil, err
+		}
+	case *tracecamv1.Status:
+		writeStatus(&buf, m)
+	case proto.Message:
+		b, err := prototext.MarshalOptions{Multiline: true}.Marshal(m)
+		if err != nil {
+			return nil, err
+		}
+		buf.Write(b)
+	default:
+		fmt.Fprintf(&buf, "%v\n", v)
+	}
+	return buf.Bytes(), nil
+}
+
+func writeProfiles(w *bytes.Buffer, ps []*tracecamv1.Profile) error {
+	if len(ps) == 0 {
+		w.WriteString("no profiles\n")
+		return nil
+	}
+	for i, p := range ps {
+		if i > 0 {
+			w.WriteByte('\n')
+		}
+		if err := render.Text(w, profilepb.FromProto(p)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func writeStatus(w *bytes.Buffer, s *tracecamv1.Status) {
+	line := func(k string, v any) {
+		if v == "" {
+			v = "-"
+		}
+		fmt.Fprintf(w, "%s: %v\n", k, v)
+	}
+	mapLines := func(k string, m map[string]uint64) {
+		if len(m) == 0 {
+			line(k, "-")
+			return
+		}
+		for _, name := range slices.Sorted(maps.Keys(m)) {
+			line(k+"."+clean(name), m[name])
+		}
+	}
+	line("version", clean(s.GetVersion()))
+	line("ready", s.GetReady())
+	line("namespace", clean(s.GetNamespace()))
+	line("pod", clean(s.GetPod()))
+	line("cgroup", clean(s.GetCgroup()))
+	line("cgroup_id", s.GetCgroupId())
+	probes := make([]string, len(s.GetProbes()))
+	for i, p := range s.GetProbes() {
+		probes[i] = clean(p)
+	}
+	line("probes", strings.Join(probes, " "))
+	mapLines("events_seen", s.GetEventsSeen())
+	mapLines("events_lost", s.GetEventsLost())
+	line("events_lost_total", s.GetEventsLostTotal())
+	a := s.GetAssembler()
+	line("assembler.events", a.GetEvents())
+	line("assembler.profiles", a.GetProfiles())
+	line("assembler.partial", a.GetPartial())
+	line("assembler.dropped_stale", a.GetDroppedStale())
+	line("assembler.dropped_conns", a.GetDroppedConns())
+	line("assembler.dropped_segments", a.GetDroppedSegments())
+	line("assembler.parse_errors", a.GetParseErrors())
+	line("assembler.incomplete", a.GetIncomplete())
+	line("assembler.decode_errors", a.GetDecodeErrors())
+	line("assembler.cross_thread", a.GetCrossThread())
+	line("assembler.trace_ids_generated", a.GetTraceIdsGenerated())
+	line("assembler.dns_queries", a.GetDnsQueries())
+	line("assembler.threads_active", a.GetThreadsActive())
+	line("assembler.conns_active", a.GetConnsActive())
+	line("profiles_stored", s.GetProfilesStored())
+	line("store_capacity", s.GetStoreCapacity())
+	line("output_errors", s.GetOutputErrors())
+	line("redis", clean(s.GetRedis()))
+	line("segment_threshold", clean(s.GetSegmentThreshold()))
+}
+
+// clean escapes what would let a string from the wire move the cursor,
+// recolour or retitle the reader's terminal, or break a one-line answer.
+func clean(s string) string {
+	if !strings.ContainsFunc(s, hidden) && strings.ToValidUTF8(s, "") == s {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range strings.ToValidUTF8(s, "\uFFFD") {
+		if hidden(r) {
+			q := strconv.QuoteRuneToASCII(r)
+			b.WriteString(q[1 : len(q)-1])
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+func hidden(r rune) bool {
+	return unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || r == '\u2028' || r == '\u2029'
+}
+
+// Unmarshal implements runtime.Marshaler.
+func (TextMarshaler) Unmarshal(data []byte, v any) error { return JSONMarshaler{}.Unmarshal(data, v) }
+
+// NewDecoder implements runtime.Marshaler.
+func (TextMarshaler) NewDecoder(r io.Reader) runtime.Decoder { return JSONMarshaler{}.NewDecoder(r) }
+
+// NewEncoder implements runtime.Marshaler.
+func (t TextMarshaler) NewEncoder(w io.Writer) runtime.Encoder {
+	return runtime.EncoderFunc(func(v any) error {
+		b, err := t.Marshal(v)
+		if err != nil {
+			return err
+		}
+		_, err = w.Write(b)
+		return err
+	})
+}

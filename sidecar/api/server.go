@@ -1,0 +1,207 @@
+package api
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	tracecamv1 "github.com/tracecam/tracecam/proto/tracecam/v1"
+	"github.com/tracecam/tracecam/sidecar/diagnose"
+	"github.com/tracecam/tracecam/sidecar/profile"
+	"github.com/tracecam/tracecam/sidecar/profilepb"
+	"github.com/tracecam/tracecam/sidecar/store"
+)
+
+// Limits of the list query.
+const (
+	DefaultLimit = 100
+	MaxLimit     = 10000
+	// watchBuffer is how many profiles a slow watcher may lag behind.
+	watchBuffer = 1024
+)
+
+// Server is the Profiler service.
+type Server struct {
+	tracecamv1.UnimplementedProfilerServer
+	Store  *store.Ring
+	Hub    *Hub
+	Status func() *tracecamv1.Status
+	// Now is the clock for "since" (default time.Now).
+	Now func() time.Time
+}
+
+func (s *Server) now() time.Time {
+	if s.Now != nil {
+		return s.Now()
+	}
+	return time.Now()
+}
+
+// GetTrace returns the trace's profiles, oldest first.
+func (s *Server) GetTrace(ctx context.Context, req *tracecamv1.GetTraceRequest) (*tracecamv1.GetTraceResponse, error) {
+	id, err := ParseTraceID(req.GetTraceId())
+	if err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	list := s.Store.Trace(id)
+	if len(list) == 0 {
+		return nil, status.Errorf(codes.NotFound, "trace %s: no profiles here", id)
+	}
+	return &tracecamv1.GetTraceResponse{Profiles: toProto(list), Sources: map[string]string{"local": "ok"}}, nil
+}
+
+// ListProfiles returns recent profiles, slowest first.
+func (s *Server) ListProfiles(ctx context.Context, req *tracecamv1.ListProfilesRequest) (*tracecamv1.ListProfilesResponse, error) {
+	q, err := ParseListQuery(req, s.now())
+	if err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	return &tracecamv1.ListProfilesResponse{Profiles: toProto(s.Store.List(q))}, nil
+}
+
+// GetStatus reports the sidecar's state.
+func (s *Server) GetStatus(ctx context.Context, _ *tracecamv1.GetStatusRequest) (*tracecamv1.Status, error) {
+	if s.Status == nil {
+		return nil, status.Error(codes.Unavailable, "status not available yet")
+	}
+	return s.Status(), nil
+}
+
+// WatchProfiles streams profiles as they complete until the client goes
+// away or the server shuts down.
+func (s *Server) WatchProfiles(req *tracecamv1.WatchProfilesRequest, stream tracecamv1.Profiler_WatchProfilesServer) error {
+	f, err := ParseWatchFilter(req)
+	if err != nil {
+		return status.Error(codes.InvalidArgument, err.Error())
+	}
+	sub := s.Hub.Subscribe(watchBuffer)
+	defer s.Hub.Unsubscribe(sub)
+	ctx := stream.Context()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case p := <-sub.C:
+			p = Diagnosed(p)
+			if !f.Match(p) {
+				continue
+			}
+			if err := stream.Send(profilepb.ToProto(p)); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// Diagnosed returns p with its diagnosis filled in: a shallow copy when it
+// was missing, so profiles shared with the store are never written to.
+func Diagnosed(p *profile.Profile) *profile.Profile {
+	if p.Diagnosis.Cause != "" {
+		return p
+	}
+	q := *p
+	q.Diagnosis = diagnose.Diagnose(p)
+	return &q
+}
+
+func toProto(list []*profile.Profile) []*tracecamv1.Profile {
+	out := make([]*tracecamv1.Profile, len(list))
+	for i, p := range list {
+		out[i] = profilepb.ToProto(Diagnosed(p))
+	}
+	return out
+}
+
+// ParseTraceID accepts a W3C trace ID (32 hex digits) or a 64-bit one (16
+// hex digits, as B3 and Jaeger may send: left-padded to 32 as the sidecar
+// stores them), in any case.
+func ParseTraceID(id string) (string, error) {
+	id = strings.ToLower(strings.TrimSpace(id))
+	if len(id) == 16 {
+		id = strings.Repeat("0", 16) + id
+	}
+	if len(id) != 32 || strings.Trim(id, "0123456789abcdef") != "" {
+		return "", fmt.Errorf("trace_id %q: want 32 hex digits", id)
+	}
+	return id, nil
+}
+
+// ParseListQuery checks a list request and turns it into a store query.
+func ParseListQuery(req *tracecamv1.ListProfilesRequest, now time.Time) (store.Query, error) {
+	q := store.Query{Limit: DefaultLimit, PathPrefix: req.GetPath()}
+	if ms := req.GetMinDurationMs(); ms < 0 {
+		return q, fmt.Errorf("min_duration_ms %d: want 0 or more", ms)
+	} else {
+		q.MinDuration = time.Duration(ms) * time.Millisecond
+	}
+	switch l := req.GetLimit(); {
+	case l < 0 || l > MaxLimit:
+		return q, fmt.Errorf("limit %d: want 1 to %d", l, MaxLimit)
+	case l > 0:
+		q.Limit = int(l)
+	}
+	if since := req.GetSince(); since != "" {
+		t, err := ParseSince(since, now)
+		if err != nil {
+			return q, err
+		}
+		q.Since = t
+	}
+	if f := req.GetFormat(); f != "" && f != "text" && f != "json" {
+		return q, fmt.Errorf("format %q: want text or json", f)
+	}
+	return q, nil
+}
+
+// ParseSince reads "5m" (that long ago) or an RFC 3339 time.
+func ParseSince(s string, now time.Time) (time.Time, error) {
+	if d, err := time.ParseDuration(s); err == nil {
+		if d < 0 {
+			return time.Time{}, fmt.Errorf("since %q: want a positive duration", s)
+		}
+		return now.Add(-d), nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("since %q: want a duration like 5m or an RFC 3339 time", s)
+	}
+	return t, nil
+}
+
+// WatchFilter selects streamed profiles.
+type WatchFilter struct {
+	MinDuration time.Duration
+	PathPrefix  string
+	Cause       profile.Cause
+}
+
+var causes = map[profile.Cause]bool{
+	profile.CauseCPU: true, profile.CauseRunq: true, profile.CauseNet: true, profile.CauseDNS: true,
+	profile.CauseTCPWindow: true, profile.CauseFile: true, profile.CauseLock: true, profile.CauseGC: true,
+	profile.CauseQueue: true, profile.CauseSleep: true, profile.CauseUnknown: true,
+}
+
+// ParseWatchFilter checks a watch request.
+func ParseWatchFilter(req *tracecamv1.WatchProfilesRequest) (WatchFilter, error) {
+	f := WatchFilter{PathPrefix: req.GetPathPrefix(), Cause: profile.Cause(req.GetCause())}
+	if ms := req.GetMinDurationMs(); ms < 0 {
+		return f, fmt.Errorf("min_duration_ms %d: want 0 or more", ms)
+	} else {
+		f.MinDuration = time.Duration(ms) * time.Millisecond
+	}
+	if f.Cause != "" && !causes[f.Cause] {
+		return f, fmt.Errorf("cause %q: want one of cpu, runq, net, dns, tcp_window, file, lock, gc, queue, sleep, unknown", f.Cause)
+	}
+	return f, nil
+}
+
+// Match says whether p passes the filter (p must be diagnosed).
+func (f WatchFilter) Match(p *profile.Profile) bool {
+	return p.DurationNS >= f.MinDuration.Nanoseconds() &&
+		strings.HasPrefix(p.Path, f.PathPrefix) &&
+		(f.Cause == "" || p.Diagnosis.Cause == f.Cause)
+}

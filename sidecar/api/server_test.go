@@ -1,0 +1,151 @@
+package api
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	tracecamv1 "github.com/tracecam/tracecam/proto/tracecam/v1"
+	"github.com/tracecam/tracecam/sidecar/profile"
+	"github.com/tracecam/tracecam/sidecar/store"
+)
+
+var now = time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+
+func TestParseTraceID(t *testing.T) {
+	tests := []struct{ in, want, err string }{
+		{"4bf92f3577b34da6a3ce929d0e0e4736", "4bf92f3577b34da6a3ce929d0e0e4736", ""},
+		{"4BF92F3577B34DA6A3CE929D0E0E4736", "4bf92f3577b34da6a3ce929d0e0e4736", ""},
+		{"a3ce929d0e0e4736", "0000000000000000a3ce929d0e0e4736", ""},
+		{"", "", "trace_id"},
+		{"xyz", "", "trace_id"},
+		{"4bf92f3577b34da6a3ce929d0e0e473g", "", "trace_id"},
+	}
+	for _, tc := range tests {
+		got, err := ParseTraceID(tc.in)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("ParseTraceID(%q) err %v, want one naming %s", tc.in, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("ParseTraceID(%q) = %q, %v", tc.in, got, err)
+		}
+	}
+}
+
+func TestParseListQuery(t *testing.T) {
+	tests := []struct {
+		name string
+		req  *tracecamv1.ListProfilesRequest
+		want store.Query
+		err  string // the parameter the error must name
+	}{
+		{"defaults", &tracecamv1.ListProfilesRequest{}, store.Query{Limit: DefaultLimit}, ""},
+		{"all set", &tracecamv1.ListProfilesRequest{MinDurationMs: 100, Path: "/checkout", Limit: 20, Since: "5m"},
+			store.Query{MinDuration: 100 * time.Millisecond, PathPrefix: "/checkout", Limit: 20, Since: now.Add(-5 * time.Minute)}, ""},
+		{"since rfc3339", &tracecamv1.ListProfilesRequest{Since: "2026-11-27T11:00:00Z"},
+			store.Query{Limit: DefaultLimit, Since: now.Add(-time.Hour)}, ""},
+		{"negative min", &tracecamv1.ListProfilesRequest{MinDurationMs: -1}, store.Query{}, "min_duration_ms"},
+		{"limit too big", &tracecamv1.ListProfilesRequest{Limit: MaxLimit + 1}, store.Query{}, "limit"},
+		{"negative limit", &tracecamv1.ListProfilesRequest{Limit: -5}, store.Query{}, "limit"},
+		{"bad since", &tracecamv1.ListProfilesRequest{Since: "yesterday"}, store.Query{}, "since"},
+		{"negative since", &tracecamv1.ListProfilesRequest{Since: "-5m"}, store.Query{}, "since"},
+		{"bad format", &tracecamv1.ListProfilesRequest{Format: "xml"}, store.Query{}, "format"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := ParseListQuery(tc.req, now)
+			if tc.err != "" {
+				if err == nil || !strings.HasPrefix(err.Error(), tc.err) {
+					t.Fatalf("err %v, want one starting with %s", err, tc.err)
+				}
+				return
+			}
+			if err != nil || got != tc.want {
+				t.Fatalf("got %+v, %v; want %+v", got, err, tc.want)
+			}
+		})
+	}
+}
+
+func TestWatchFilter(t *testing.T) {
+	if _, err := ParseWatchFilter(&tracecamv1.WatchProfilesRequest{Cause: "bogus"}); err == nil || !strings.HasPrefix(err.Error(), "cause") {
+		t.Errorf("bogus cause accepted: %v", err)
+	}
+	if _, err := ParseWatchFilter(&tracecamv1.WatchProfilesRequest{MinDurationMs: -1}); err == nil {
+		t.Error("negative min_duration_ms accepted")
+	}
+	f, err := ParseWatchFilter(&tracecamv1.WatchProfilesRequest{MinDurationMs: 100, PathPrefix: "/api", Cause: "lock"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &profile.Profile{Path: "/api/x", DurationNS: 150e6, Diagnosis: profile.Diagnosis{Cause: profile.CauseLock}}
+	if !f.Match(p) {
+		t.Error("matching profile rejected")
+	}
+	for _, q := range []profile.Profile{
+		{Path: "/api/x", DurationNS: 50e6, Diagnosis: profile.Diagnosis{Cause: profile.CauseLock}},
+		{Path: "/other", DurationNS: 150e6, Diagnosis: profile.Diagnosis{Cause: profile.CauseLock}},
+		{Path: "/api/x", DurationNS: 150e6, Diagnosis: profile.Diagnosis{Cause: profile.CauseCPU}},
+	} {
+		if f.Match(&q) {
+			t.Errorf("%+v matched", q)
+		}
+	}
+}
+
+func TestServerErrorsAndData(t *testing.T) {
+	st := store.NewRing(10)
+	id := "4bf92f3577b34da6a3ce929d0e0e4736"
+	st.Add(&profile.Profile{TraceID: id, Path: "/a", DurationNS: 2e6, StartTime: now,
+		Breakdown: map[profile.Category]int64{profile.CPU: 2e6}})
+	s := &Server{Store: st, Hub: NewHub(), Now: func() time.Time { return now }}
+	ctx := context.Background()
+
+	resp, err := s.GetTrace(ctx, &tracecamv1.GetTraceRequest{TraceId: strings.ToUpper(id)})
+	if err != nil || len(resp.Profiles) != 1 || resp.Profiles[0].GetDiagnosis().GetCause() != "cpu" || resp.Sources["local"] != "ok" {
+		t.Fatalf("GetTrace = %v, %v", resp, err)
+	}
+	if _, err := s.GetTrace(ctx, &tracecamv1.GetTraceRequest{TraceId: strings.Repeat("1", 32)}); status.Code(err) != codes.NotFound {
+		t.Errorf("unknown trace: %v, want NotFound", err)
+	}
+	if _, err := s.GetTrace(ctx, &tracecamv1.GetTraceRequest{TraceId: "nope"}); status.Code(err) != codes.InvalidArgument {
+		t.Errorf("bad id: %v, want InvalidArgument", err)
+	}
+	if _, err := s.ListProfiles(ctx, &tracecamv1.ListProfilesRequest{Limit: -1}); status.Code(err) != codes.InvalidArgument ||
+		!strings.Contains(err.Error(), "limit") {
+		t.Errorf("bad limit: %v, want InvalidArgument naming limit", err)
+	}
+	if _, err := s.GetStatus(ctx, &tracecamv1.GetStatusRequest{}); status.Code(err) != codes.Unavailable {
+		t.Errorf("status without a source: %v", err)
+	}
+	// The stored profile is not written to by diagnosing it on the way out.
+	if p := st.Trace(id)[0]; p.Diagnosis.Cause != "" {
+		t.Error("GetTrace wrote the diagnosis into the stored profile")
+	}
+}
+
+func TestHubDropsForSlowWatchers(t *testing.T) {
+	h := NewHub()
+	if h.Watching() {
+		t.Fatal("empty hub watching")
+	}
+	fast, slow := h.Subscribe(10), h.Subscribe(1)
+	for i := 0; i < 5; i++ {
+		h.Publish(&profile.Profile{Path: "/x"})
+	}
+	if len(fast.C) != 5 || len(slow.C) != 1 || slow.Dropped() != 4 || h.Dropped() != 4 {
+		t.Fatalf("fast %d slow %d dropped %d/%d", len(fast.C), len(slow.C), slow.Dropped(), h.Dropped())
+	}
+	h.Unsubscribe(fast)
+	h.Unsubscribe(slow)
+	if h.Watching() {
+		t.Error("still watching after unsubscribe")
+	}
+}
