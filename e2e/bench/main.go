@@ -34,6 +34,7 @@ type config struct {
 	trials   int           // trials per side (without, with)
 	out      string        // also write the markdown report here
 	sidecar  string        // prebuilt sidecar binary; "" = build from source
+	apiOnly  bool          // only the API latency section (no kernel, quick)
 }
 
 func main() {
@@ -68,6 +69,7 @@ func parseFlags(args []string) (config, error) {
 	fs.DurationVar(&cfg.duration, "duration", 10*time.Second, "wrk duration of each throughput trial")
 	fs.IntVar(&cfg.trials, "trials", 3, "trials per side; sides alternate without/with")
 	fs.StringVar(&cfg.out, "out", "", "also write the markdown report to this file")
+	fs.BoolVar(&cfg.apiOnly, "api-only", false, "run only the API latency benchmark")
 	fs.StringVar(&cfg.sidecar, "sidecar", "", "prebuilt tracecam-sidecar binary (default: go build ./cmd/tracecam-sidecar into a temp dir)")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
@@ -85,6 +87,16 @@ func parseFlags(args []string) (config, error) {
 }
 
 func run(ctx context.Context, cfg config, cl *cleaner) error {
+	if cfg.apiOnly {
+		lat, err := runAPILatency(ctx)
+		if err != nil {
+			return err
+		}
+		var b strings.Builder
+		writeAPILatency(&b, lat)
+		fmt.Print(b.String())
+		return nil
+	}
 	if err := checkPrereqs(cfg); err != nil {
 		return err
 	}

@@ -74,6 +74,7 @@ type Agent struct {
 	httpLn, grpcLn net.Listener
 	httpSrv        *http.Server
 	grpcSrv        *grpc.Server
+	api            *api.Server
 }
 
 var typeNames = [...]string{"", "data", "segment", "exit"}
@@ -119,6 +120,7 @@ func Start(cfg Config) (*Agent, error) {
 // health, readiness, metrics and the OpenAPI document).
 func (a *Agent) serve() error {
 	srv := &api.Server{Store: a.Store, Hub: a.hub, Status: a.Status}
+	a.api = srv
 	if a.cfg.GRPCAddr != "" {
 		ln, err := net.Listen("tcp", a.cfg.GRPCAddr)
 		if err != nil {
@@ -305,6 +307,9 @@ func (a *Agent) shutdown() {
 const shutdownGrace = 5 * time.Second
 
 func (a *Agent) closeServers() {
+	if a.api != nil {
+		a.api.Shutdown() // end live streams so the graceful stop can finish
+	}
 	var wg sync.WaitGroup
 	if a.grpcSrv != nil {
 		wg.Add(1)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -32,6 +33,26 @@ type Server struct {
 	Status func() *tracecamv1.Status
 	// Now is the clock for "since" (default time.Now).
 	Now func() time.Time
+
+	closing     chan struct{}
+	closingOnce sync.Once
+}
+
+func (s *Server) closingCh() chan struct{} {
+	s.closingOnce.Do(func() { s.closing = make(chan struct{}) })
+	return s.closing
+}
+
+// Shutdown ends every live stream (their clients see the stream close
+// cleanly) so that a graceful stop does not wait for watchers that would
+// never leave on their own.
+func (s *Server) Shutdown() {
+	ch := s.closingCh()
+	select {
+	case <-ch:
+	default:
+		close(ch)
+	}
 }
 
 func (s *Server) now() time.Time {
@@ -81,9 +102,12 @@ func (s *Server) WatchProfiles(req *tracecamv1.WatchProfilesRequest, stream trac
 	sub := s.Hub.Subscribe(watchBuffer)
 	defer s.Hub.Unsubscribe(sub)
 	ctx := stream.Context()
+	closing := s.closingCh()
 	for {
 		select {
 		case <-ctx.Done():
+			return nil
+		case <-closing:
 			return nil
 		case p := <-sub.C:
 			p = Diagnosed(p)

@@ -65,3 +65,23 @@ func TestRingList(t *testing.T) {
 		})
 	}
 }
+
+// The heap-based limit keeps exactly the slowest, whatever the order they
+// arrive in.
+func TestListLimitKeepsSlowest(t *testing.T) {
+	r := NewRing(1000)
+	t0 := time.Unix(1000, 0)
+	for i := 0; i < 1000; i++ {
+		ms := (i * 7919) % 1000 // a permutation of 0..999
+		r.Add(mk(fmt.Sprint(i), ms, "/p", t0))
+	}
+	got := r.List(Query{Limit: 20})
+	if len(got) != 20 {
+		t.Fatalf("%d profiles", len(got))
+	}
+	for i, p := range got {
+		if want := int64(999-i) * 1e6; p.DurationNS != want {
+			t.Fatalf("position %d: %d ns, want %d", i, p.DurationNS, want)
+		}
+	}
+}
