@@ -25,6 +25,7 @@ Endpoints (all reply with Content-Length, keep-alive works):
 """
 
 import argparse
+import http.client
 import ctypes
 import ctypes.util
 import itertools
@@ -178,6 +179,19 @@ def do_dns(name, server, timeout=2.0):
                 raise socket.timeout("dns: no matching reply")
 
 
+def do_call(url, traceparent):
+    """GET url over a fresh HTTP/1.1 connection, forwarding traceparent."""
+    u = urlsplit(url)
+    conn = http.client.HTTPConnection(u.hostname, u.port or 80, timeout=30)
+    try:
+        headers = {"traceparent": traceparent} if traceparent else {}
+        conn.request("GET", (u.path or "/") + ("?" + u.query if u.query else ""), headers=headers)
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
+        conn.close()
+
+
 def parse_hostport(s, default_host="127.0.0.1"):
     host, _, port = s.rpartition(":")
     return (host or default_host, int(port))
@@ -271,6 +285,16 @@ class Handler(BaseHTTPRequestHandler):
                     return
                 self.reply(200, "dns name=%s rcode=%d %s answers=%d"
                            % (name, rcode, RCODES.get(rcode, "?"), an))
+            elif path == "/call":
+                # Call another service over HTTP, propagating the trace
+                # context as an instrumented client would: the callee's
+                # profile joins the same trace.
+                target = q.get("url", [""])[0]
+                if not target.startswith("http://"):
+                    self.reply(400, "call: want ?url=http://...")
+                    return
+                status, body = do_call(target, self.headers.get("traceparent"))
+                self.reply(200, "call url=%s status=%d bytes=%d" % (target, status, len(body)))
             elif path == "/fast":
                 self.reply(200, "fast")
             elif path.startswith("/status/"):

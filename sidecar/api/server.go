@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"fmt"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -25,10 +26,17 @@ const (
 	watchBuffer = 1024
 )
 
+// Remote is a shared source of other pods' profiles (the Redis cache).
+type Remote interface {
+	Lookup(ctx context.Context, traceID string) ([]*profile.Profile, error)
+}
+
 // Server is the Profiler service.
 type Server struct {
 	tracecamv1.UnimplementedProfilerServer
-	Store  *store.Ring
+	Store *store.Ring
+	// Remote, when set, is asked for every GetTrace too.
+	Remote Remote
 	Hub    *Hub
 	Status func() *tracecamv1.Status
 	// Now is the clock for "since" (default time.Now).
@@ -62,17 +70,55 @@ func (s *Server) now() time.Time {
 	return time.Now()
 }
 
-// GetTrace returns the trace's profiles, oldest first.
+// GetTrace returns the trace's profiles from this pod and, when a shared
+// cache is configured, from every pod, oldest first. A cache that fails
+// does not fail the call: the answer says which source is missing.
 func (s *Server) GetTrace(ctx context.Context, req *tracecamv1.GetTraceRequest) (*tracecamv1.GetTraceResponse, error) {
 	id, err := ParseTraceID(req.GetTraceId())
 	if err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
-	list := s.Store.Trace(id)
-	if len(list) == 0 {
-		return nil, status.Errorf(codes.NotFound, "trace %s: no profiles here", id)
+	local := s.Store.Trace(id)
+	sources := map[string]string{"local": "ok"}
+	var remote []*profile.Profile
+	if s.Remote != nil {
+		remote, err = s.Remote.Lookup(ctx, id)
+		if err != nil {
+			sources["redis"] = "unavailable: " + err.Error()
+		} else {
+			sources["redis"] = "ok"
+		}
 	}
-	return &tracecamv1.GetTraceResponse{Profiles: toProto(list), Sources: map[string]string{"local": "ok"}}, nil
+	list := MergeTrace(local, remote)
+	if len(list) == 0 && sources["redis"] != "" && sources["redis"] != "ok" {
+		// Nothing here and the cache could not say: not "not found".
+		return &tracecamv1.GetTraceResponse{Sources: sources}, nil
+	}
+	if len(list) == 0 {
+		return nil, status.Errorf(codes.NotFound, "trace %s: no profiles", id)
+	}
+	return &tracecamv1.GetTraceResponse{Profiles: toProto(list), Sources: sources}, nil
+}
+
+// MergeTrace joins local and cached profiles of one trace: one per
+// (namespace, pod, span) — the local copy wins, it may be newer than the
+// cache — ordered by start time.
+func MergeTrace(local, remote []*profile.Profile) []*profile.Profile {
+	type key struct{ ns, pod, span string }
+	seen := make(map[key]bool, len(local)+len(remote))
+	out := make([]*profile.Profile, 0, len(local)+len(remote))
+	for _, list := range [][]*profile.Profile{local, remote} {
+		for _, p := range list {
+			k := key{p.Namespace, p.Pod, p.SpanID}
+			if seen[k] {
+				continue
+			}
+			seen[k] = true
+			out = append(out, p)
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].StartTime.Before(out[j].StartTime) })
+	return out
 }
 
 // ListProfiles returns recent profiles, slowest first.

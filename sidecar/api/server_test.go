@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -147,5 +148,55 @@ func TestHubDropsForSlowWatchers(t *testing.T) {
 	h.Unsubscribe(slow)
 	if h.Watching() {
 		t.Error("still watching after unsubscribe")
+	}
+}
+
+type fakeRemote struct {
+	list []*profile.Profile
+	err  error
+}
+
+func (f fakeRemote) Lookup(context.Context, string) ([]*profile.Profile, error) { return f.list, f.err }
+
+func TestMergeTrace(t *testing.T) {
+	at := func(s int) time.Time { return now.Add(time.Duration(s) * time.Second) }
+	a := &profile.Profile{Pod: "a", Namespace: "ns", SpanID: "1", StartTime: at(2), Path: "/local"}
+	aCached := &profile.Profile{Pod: "a", Namespace: "ns", SpanID: "1", StartTime: at(2), Path: "/cached"}
+	b := &profile.Profile{Pod: "b", Namespace: "ns", SpanID: "2", StartTime: at(1)}
+	c := &profile.Profile{Pod: "a", Namespace: "other", SpanID: "1", StartTime: at(3)}
+	got := MergeTrace([]*profile.Profile{a}, []*profile.Profile{aCached, b, c})
+	if len(got) != 3 || got[0] != b || got[1] != a || got[2] != c {
+		t.Fatalf("merge = %v", got)
+	}
+}
+
+func TestGetTraceWithRemote(t *testing.T) {
+	id := strings.Repeat("ab", 16)
+	ctx := context.Background()
+	local := store.NewRing(10)
+	local.Add(&profile.Profile{TraceID: id, Pod: "a", SpanID: "1", StartTime: now.Add(time.Second), DurationNS: 1})
+	other := &profile.Profile{TraceID: id, Pod: "b", SpanID: "2", StartTime: now, DurationNS: 1}
+
+	s := &Server{Store: local, Hub: NewHub(), Remote: fakeRemote{list: []*profile.Profile{other}}}
+	resp, err := s.GetTrace(ctx, &tracecamv1.GetTraceRequest{TraceId: id})
+	if err != nil || len(resp.Profiles) != 2 || resp.Profiles[0].GetPod() != "b" || resp.Sources["redis"] != "ok" {
+		t.Fatalf("with cache: %v %v", resp, err)
+	}
+
+	// The cache is down: local profiles still answer, and the answer says so.
+	s.Remote = fakeRemote{err: fmt.Errorf("connection refused")}
+	resp, err = s.GetTrace(ctx, &tracecamv1.GetTraceRequest{TraceId: id})
+	if err != nil || len(resp.Profiles) != 1 || resp.Sources["local"] != "ok" || !strings.HasPrefix(resp.Sources["redis"], "unavailable") {
+		t.Fatalf("cache down: %v %v", resp, err)
+	}
+	// Unknown locally and the cache is down: not NOT_FOUND, an empty answer naming the gap.
+	resp, err = s.GetTrace(ctx, &tracecamv1.GetTraceRequest{TraceId: strings.Repeat("cd", 16)})
+	if err != nil || len(resp.Profiles) != 0 || !strings.HasPrefix(resp.Sources["redis"], "unavailable") {
+		t.Fatalf("unknown, cache down: %v %v", resp, err)
+	}
+	// Unknown everywhere: NOT_FOUND.
+	s.Remote = fakeRemote{}
+	if _, err := s.GetTrace(ctx, &tracecamv1.GetTraceRequest{TraceId: strings.Repeat("cd", 16)}); status.Code(err) != codes.NotFound {
+		t.Fatalf("unknown everywhere: %v", err)
 	}
 }

@@ -1054,8 +1054,10 @@ type Status struct {
 	Redis            string                 `protobuf:"bytes,14,opt,name=redis,proto3" json:"redis,omitempty"`
 	SegmentThreshold string                 `protobuf:"bytes,15,opt,name=segment_threshold,json=segmentThreshold,proto3" json:"segment_threshold,omitempty"`
 	Ready            bool                   `protobuf:"varint,16,opt,name=ready,proto3" json:"ready,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// The shared cache's write path; absent when no Redis is configured.
+	RedisStats    *RedisStats `protobuf:"bytes,17,opt,name=redis_stats,json=redisStats,proto3" json:"redis_stats,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Status) Reset() {
@@ -1200,6 +1202,118 @@ func (x *Status) GetReady() bool {
 	return false
 }
 
+func (x *Status) GetRedisStats() *RedisStats {
+	if x != nil {
+		return x.RedisStats
+	}
+	return nil
+}
+
+// RedisStats counts what the sidecar wrote to the shared cache and what it
+// could not. Once quiet: enqueued = written + dropped_queue_full +
+// dropped_write_errors + pending.
+type RedisStats struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Enqueued uint64                 `protobuf:"varint,1,opt,name=enqueued,proto3" json:"enqueued,omitempty"`
+	Written  uint64                 `protobuf:"varint,2,opt,name=written,proto3" json:"written,omitempty"`
+	// Dropped because the bounded write queue was full (Redis slow or down).
+	DroppedQueueFull uint64 `protobuf:"varint,3,opt,name=dropped_queue_full,json=droppedQueueFull,proto3" json:"dropped_queue_full,omitempty"`
+	// Dropped because their batch failed (connection, auth, out of memory).
+	DroppedWriteErrors uint64 `protobuf:"varint,4,opt,name=dropped_write_errors,json=droppedWriteErrors,proto3" json:"dropped_write_errors,omitempty"`
+	Pending            int64  `protobuf:"varint,5,opt,name=pending,proto3" json:"pending,omitempty"`
+	LastError          string `protobuf:"bytes,6,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
+	Lookups            uint64 `protobuf:"varint,7,opt,name=lookups,proto3" json:"lookups,omitempty"`
+	LookupErrors       uint64 `protobuf:"varint,8,opt,name=lookup_errors,json=lookupErrors,proto3" json:"lookup_errors,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *RedisStats) Reset() {
+	*x = RedisStats{}
+	mi := &file_tracecam_v1_profiler_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RedisStats) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RedisStats) ProtoMessage() {}
+
+func (x *RedisStats) ProtoReflect() protoreflect.Message {
+	mi := &file_tracecam_v1_profiler_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RedisStats.ProtoReflect.Descriptor instead.
+func (*RedisStats) Descriptor() ([]byte, []int) {
+	return file_tracecam_v1_profiler_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *RedisStats) GetEnqueued() uint64 {
+	if x != nil {
+		return x.Enqueued
+	}
+	return 0
+}
+
+func (x *RedisStats) GetWritten() uint64 {
+	if x != nil {
+		return x.Written
+	}
+	return 0
+}
+
+func (x *RedisStats) GetDroppedQueueFull() uint64 {
+	if x != nil {
+		return x.DroppedQueueFull
+	}
+	return 0
+}
+
+func (x *RedisStats) GetDroppedWriteErrors() uint64 {
+	if x != nil {
+		return x.DroppedWriteErrors
+	}
+	return 0
+}
+
+func (x *RedisStats) GetPending() int64 {
+	if x != nil {
+		return x.Pending
+	}
+	return 0
+}
+
+func (x *RedisStats) GetLastError() string {
+	if x != nil {
+		return x.LastError
+	}
+	return ""
+}
+
+func (x *RedisStats) GetLookups() uint64 {
+	if x != nil {
+		return x.Lookups
+	}
+	return 0
+}
+
+func (x *RedisStats) GetLookupErrors() uint64 {
+	if x != nil {
+		return x.LookupErrors
+	}
+	return 0
+}
+
 type AssemblerCounters struct {
 	state             protoimpl.MessageState `protogen:"open.v1"`
 	Events            uint64                 `protobuf:"varint,1,opt,name=events,proto3" json:"events,omitempty"`
@@ -1222,7 +1336,7 @@ type AssemblerCounters struct {
 
 func (x *AssemblerCounters) Reset() {
 	*x = AssemblerCounters{}
-	mi := &file_tracecam_v1_profiler_proto_msgTypes[12]
+	mi := &file_tracecam_v1_profiler_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1234,7 +1348,7 @@ func (x *AssemblerCounters) String() string {
 func (*AssemblerCounters) ProtoMessage() {}
 
 func (x *AssemblerCounters) ProtoReflect() protoreflect.Message {
-	mi := &file_tracecam_v1_profiler_proto_msgTypes[12]
+	mi := &file_tracecam_v1_profiler_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1247,7 +1361,7 @@ func (x *AssemblerCounters) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AssemblerCounters.ProtoReflect.Descriptor instead.
 func (*AssemblerCounters) Descriptor() ([]byte, []int) {
-	return file_tracecam_v1_profiler_proto_rawDescGZIP(), []int{12}
+	return file_tracecam_v1_profiler_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *AssemblerCounters) GetEvents() uint64 {
@@ -1452,7 +1566,7 @@ const file_tracecam_v1_profiler_proto_rawDesc = "" +
 	"\tDiagnosis\x12\x14\n" +
 	"\x05cause\x18\x01 \x01(\tR\x05cause\x12\x18\n" +
 	"\asummary\x18\x02 \x01(\tR\asummary\x12\x1a\n" +
-	"\bevidence\x18\x03 \x03(\tR\bevidence\"\xe1\x05\n" +
+	"\bevidence\x18\x03 \x03(\tR\bevidence\"\x9b\x06\n" +
 	"\x06Status\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\tR\aversion\x12\x16\n" +
 	"\x06cgroup\x18\x02 \x01(\tR\x06cgroup\x12\x1b\n" +
@@ -1472,13 +1586,26 @@ const file_tracecam_v1_profiler_proto_rawDesc = "" +
 	"\routput_errors\x18\r \x01(\x04R\foutputErrors\x12\x14\n" +
 	"\x05redis\x18\x0e \x01(\tR\x05redis\x12+\n" +
 	"\x11segment_threshold\x18\x0f \x01(\tR\x10segmentThreshold\x12\x14\n" +
-	"\x05ready\x18\x10 \x01(\bR\x05ready\x1a=\n" +
+	"\x05ready\x18\x10 \x01(\bR\x05ready\x128\n" +
+	"\vredis_stats\x18\x11 \x01(\v2\x17.tracecam.v1.RedisStatsR\n" +
+	"redisStats\x1a=\n" +
 	"\x0fEventsSeenEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\x1a=\n" +
 	"\x0fEventsLostEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"\xfc\x03\n" +
+	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"\x9a\x02\n" +
+	"\n" +
+	"RedisStats\x12\x1a\n" +
+	"\benqueued\x18\x01 \x01(\x04R\benqueued\x12\x18\n" +
+	"\awritten\x18\x02 \x01(\x04R\awritten\x12,\n" +
+	"\x12dropped_queue_full\x18\x03 \x01(\x04R\x10droppedQueueFull\x120\n" +
+	"\x14dropped_write_errors\x18\x04 \x01(\x04R\x12droppedWriteErrors\x12\x18\n" +
+	"\apending\x18\x05 \x01(\x03R\apending\x12\x1d\n" +
+	"\n" +
+	"last_error\x18\x06 \x01(\tR\tlastError\x12\x18\n" +
+	"\alookups\x18\a \x01(\x04R\alookups\x12#\n" +
+	"\rlookup_errors\x18\b \x01(\x04R\flookupErrors\"\xfc\x03\n" +
 	"\x11AssemblerCounters\x12\x16\n" +
 	"\x06events\x18\x01 \x01(\x04R\x06events\x12\x1a\n" +
 	"\bprofiles\x18\x02 \x01(\x04R\bprofiles\x12\x18\n" +
@@ -1517,7 +1644,7 @@ func file_tracecam_v1_profiler_proto_rawDescGZIP() []byte {
 	return file_tracecam_v1_profiler_proto_rawDescData
 }
 
-var file_tracecam_v1_profiler_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_tracecam_v1_profiler_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_tracecam_v1_profiler_proto_goTypes = []any{
 	(*GetTraceRequest)(nil),       // 0: tracecam.v1.GetTraceRequest
 	(*GetTraceResponse)(nil),      // 1: tracecam.v1.GetTraceResponse
@@ -1531,39 +1658,41 @@ var file_tracecam_v1_profiler_proto_goTypes = []any{
 	(*NetworkPeer)(nil),           // 9: tracecam.v1.NetworkPeer
 	(*Diagnosis)(nil),             // 10: tracecam.v1.Diagnosis
 	(*Status)(nil),                // 11: tracecam.v1.Status
-	(*AssemblerCounters)(nil),     // 12: tracecam.v1.AssemblerCounters
-	nil,                           // 13: tracecam.v1.GetTraceResponse.SourcesEntry
-	nil,                           // 14: tracecam.v1.Profile.BreakdownEntry
-	nil,                           // 15: tracecam.v1.Status.EventsSeenEntry
-	nil,                           // 16: tracecam.v1.Status.EventsLostEntry
-	(*timestamppb.Timestamp)(nil), // 17: google.protobuf.Timestamp
+	(*RedisStats)(nil),            // 12: tracecam.v1.RedisStats
+	(*AssemblerCounters)(nil),     // 13: tracecam.v1.AssemblerCounters
+	nil,                           // 14: tracecam.v1.GetTraceResponse.SourcesEntry
+	nil,                           // 15: tracecam.v1.Profile.BreakdownEntry
+	nil,                           // 16: tracecam.v1.Status.EventsSeenEntry
+	nil,                           // 17: tracecam.v1.Status.EventsLostEntry
+	(*timestamppb.Timestamp)(nil), // 18: google.protobuf.Timestamp
 }
 var file_tracecam_v1_profiler_proto_depIdxs = []int32{
 	6,  // 0: tracecam.v1.GetTraceResponse.profiles:type_name -> tracecam.v1.Profile
-	13, // 1: tracecam.v1.GetTraceResponse.sources:type_name -> tracecam.v1.GetTraceResponse.SourcesEntry
+	14, // 1: tracecam.v1.GetTraceResponse.sources:type_name -> tracecam.v1.GetTraceResponse.SourcesEntry
 	6,  // 2: tracecam.v1.ListProfilesResponse.profiles:type_name -> tracecam.v1.Profile
-	17, // 3: tracecam.v1.Profile.start_time:type_name -> google.protobuf.Timestamp
-	14, // 4: tracecam.v1.Profile.breakdown:type_name -> tracecam.v1.Profile.BreakdownEntry
+	18, // 3: tracecam.v1.Profile.start_time:type_name -> google.protobuf.Timestamp
+	15, // 4: tracecam.v1.Profile.breakdown:type_name -> tracecam.v1.Profile.BreakdownEntry
 	7,  // 5: tracecam.v1.Profile.timeline:type_name -> tracecam.v1.Segment
 	8,  // 6: tracecam.v1.Profile.dns:type_name -> tracecam.v1.DNSQuery
 	9,  // 7: tracecam.v1.Profile.network:type_name -> tracecam.v1.NetworkPeer
 	10, // 8: tracecam.v1.Profile.diagnosis:type_name -> tracecam.v1.Diagnosis
-	15, // 9: tracecam.v1.Status.events_seen:type_name -> tracecam.v1.Status.EventsSeenEntry
-	16, // 10: tracecam.v1.Status.events_lost:type_name -> tracecam.v1.Status.EventsLostEntry
-	12, // 11: tracecam.v1.Status.assembler:type_name -> tracecam.v1.AssemblerCounters
-	0,  // 12: tracecam.v1.Profiler.GetTrace:input_type -> tracecam.v1.GetTraceRequest
-	2,  // 13: tracecam.v1.Profiler.ListProfiles:input_type -> tracecam.v1.ListProfilesRequest
-	5,  // 14: tracecam.v1.Profiler.GetStatus:input_type -> tracecam.v1.GetStatusRequest
-	4,  // 15: tracecam.v1.Profiler.WatchProfiles:input_type -> tracecam.v1.WatchProfilesRequest
-	1,  // 16: tracecam.v1.Profiler.GetTrace:output_type -> tracecam.v1.GetTraceResponse
-	3,  // 17: tracecam.v1.Profiler.ListProfiles:output_type -> tracecam.v1.ListProfilesResponse
-	11, // 18: tracecam.v1.Profiler.GetStatus:output_type -> tracecam.v1.Status
-	6,  // 19: tracecam.v1.Profiler.WatchProfiles:output_type -> tracecam.v1.Profile
-	16, // [16:20] is the sub-list for method output_type
-	12, // [12:16] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	16, // 9: tracecam.v1.Status.events_seen:type_name -> tracecam.v1.Status.EventsSeenEntry
+	17, // 10: tracecam.v1.Status.events_lost:type_name -> tracecam.v1.Status.EventsLostEntry
+	13, // 11: tracecam.v1.Status.assembler:type_name -> tracecam.v1.AssemblerCounters
+	12, // 12: tracecam.v1.Status.redis_stats:type_name -> tracecam.v1.RedisStats
+	0,  // 13: tracecam.v1.Profiler.GetTrace:input_type -> tracecam.v1.GetTraceRequest
+	2,  // 14: tracecam.v1.Profiler.ListProfiles:input_type -> tracecam.v1.ListProfilesRequest
+	5,  // 15: tracecam.v1.Profiler.GetStatus:input_type -> tracecam.v1.GetStatusRequest
+	4,  // 16: tracecam.v1.Profiler.WatchProfiles:input_type -> tracecam.v1.WatchProfilesRequest
+	1,  // 17: tracecam.v1.Profiler.GetTrace:output_type -> tracecam.v1.GetTraceResponse
+	3,  // 18: tracecam.v1.Profiler.ListProfiles:output_type -> tracecam.v1.ListProfilesResponse
+	11, // 19: tracecam.v1.Profiler.GetStatus:output_type -> tracecam.v1.Status
+	6,  // 20: tracecam.v1.Profiler.WatchProfiles:output_type -> tracecam.v1.Profile
+	17, // [17:21] is the sub-list for method output_type
+	13, // [13:17] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_tracecam_v1_profiler_proto_init() }
@@ -1577,7 +1706,7 @@ func file_tracecam_v1_profiler_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tracecam_v1_profiler_proto_rawDesc), len(file_tracecam_v1_profiler_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   17,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
