@@ -10,6 +10,7 @@ SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEPS := clang-14:clang-14 /usr/include/bpf/bpf_helpers.h:libbpf-dev curl:curl \
         python3:python3 java:openjdk-17-jdk-headless nginx:nginx-light wrk:wrk \
         cc:gcc capsh:libcap2-bin protoc:protobuf-compiler \
+        redis-server:redis-server redis-cli:redis-tools \
         /usr/include/google/protobuf/timestamp.proto:libprotobuf-dev \
         /usr/share/gocode/src/github.com/grpc-ecosystem/grpc-gateway/third_party/googleapis/google/api/annotations.proto:golang-github-grpc-ecosystem-grpc-gateway-dev
 
@@ -44,9 +45,12 @@ fmt-check:
 vet:
 	$(GO) vet ./...
 
-## test: every test — unit, generated-code sync, end-to-end on the real kernel
+## test: every test — unit, generated-code sync, end-to-end on the real kernel.
+## The end-to-end tests run after the rest, alone: their workloads measure
+## time, and on 2 cores the unit suites running beside them add noise.
 test: deps fmt-check vet
-	$(GO) test -count=1 ./...
+	$(GO) test -count=1 $$($(GO) list ./... | grep -v /e2e$$)
+	$(GO) test -count=1 ./e2e/
 
 unit:
 	$(GO) test -count=1 $$($(GO) list ./... | grep -v /e2e)

@@ -378,9 +378,19 @@ static __always_inline u8 classify(struct task_struct *task, struct thread_state
 		u32 cmd = BPF_CORE_READ(regs, si) & 127;
 		d->timed = (cmd == 0 || cmd == 9 || cmd == 11) && BPF_CORE_READ(regs, r10) != 0;
 	}
-	if (takes_fd(nr)) {
-		struct file *f = fd_file(task, d->arg0);
-		d->fd = d->arg0;
+	/* poll/ppoll on a single fd is how many runtimes do a socket read with
+	 * a timeout (CPython, the JDK): waiting for that one socket is network
+	 * time, with its peer, not idle multiplexing. */
+	s64 fd = d->arg0;
+	bool one_poll = false;
+	if ((nr == NR_poll || nr == NR_ppoll) && BPF_CORE_READ(regs, si) == 1) {
+		s32 pfd = -1;
+		one_poll = bpf_probe_read_user(&pfd, sizeof(pfd), (void *)d->arg0) == 0 && pfd >= 0;
+		fd = pfd;
+	}
+	if (takes_fd(nr) || one_poll) {
+		struct file *f = fd_file(task, fd);
+		d->fd = fd;
 		d->fd_kind = file_kind(f);
 		if (d->fd_kind == FD_SOCKET)
 			read_sock(f, &d->sock);
@@ -394,6 +404,8 @@ static __always_inline u8 classify(struct task_struct *task, struct thread_state
 			else
 				cat = CAT_OTHER;
 		}
+		if (one_poll && d->fd_kind == FD_SOCKET)
+			cat = CAT_NET;
 	}
 	if (cat == CAT_OTHER && d->iowait)
 		cat = CAT_FILE;

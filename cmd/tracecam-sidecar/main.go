@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/tracecam/tracecam/sidecar/agent"
+	"github.com/tracecam/tracecam/sidecar/rediscache"
 )
 
 // envDefault lets every flag be set from TRACECAM_<FLAG> (dashes become
@@ -24,6 +25,16 @@ import (
 func envDefault(name, def string) string {
 	if v, ok := os.LookupEnv("TRACECAM_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))); ok {
 		return v
+	}
+	return def
+}
+
+// envDuration is envDefault for duration flags.
+func envDuration(name string, def time.Duration) time.Duration {
+	if v := envDefault(name, ""); v != "" {
+		if d, err := time.ParseDuration(v); err == nil {
+			return d
+		}
 	}
 	return def
 }
@@ -46,6 +57,13 @@ func run() error {
 	pod := fs.String("pod", envDefault("pod", os.Getenv("POD_NAME")), "pod name to label profiles with")
 	ns := fs.String("namespace", envDefault("namespace", os.Getenv("POD_NAMESPACE")), "pod namespace to label profiles with")
 	ringS := fs.String("ring-buffer-size", envDefault("ring-buffer-size", "8388608"), "kernel-to-user event buffer in bytes (a power of two); events that do not fit are counted as lost")
+	redisAddr := fs.String("redis-addr", envDefault("redis-addr", ""), "shared Redis for cross-pod trace lookups, host:port; several, comma-separated, = Redis Cluster (or Sentinel with --redis-master-name); empty: in-memory store only")
+	redisPassFile := fs.String("redis-password-file", envDefault("redis-password-file", ""), "file holding the Redis password")
+	redisTLS := fs.Bool("redis-tls", envDefault("redis-tls", "") == "true", "connect to Redis over TLS")
+	redisCA := fs.String("redis-tls-ca", envDefault("redis-tls-ca", ""), "PEM CA file to verify Redis' certificate (default: system roots)")
+	redisTTL := fs.Duration("redis-ttl", envDuration("redis-ttl", 15*time.Minute), "how long profiles stay in Redis")
+	redisMaster := fs.String("redis-master-name", envDefault("redis-master-name", ""), "Sentinel master name (with --redis-addr listing the sentinels)")
+	clusterName := fs.String("cluster-name", envDefault("cluster-name", "default"), "names this Kubernetes cluster in Redis keys, so one Redis can serve several")
 	pprofOn := fs.Bool("pprof", envDefault("pprof", "") == "true", "serve Go profiling at /debug/pprof/ on the HTTP port")
 	logLevel := fs.String("log-level", envDefault("log-level", "info"), "debug, info, warn or error")
 	if err := fs.Parse(os.Args[1:]); err != nil {
@@ -85,10 +103,25 @@ func run() error {
 		return fmt.Errorf("--ring-buffer-size %q: want a number of bytes", *ringS)
 	}
 
+	var redisCfg *rediscache.Config
+	if *redisAddr != "" {
+		redisCfg = &rediscache.Config{
+			Addrs: strings.Split(*redisAddr, ","), MasterName: *redisMaster, TLS: *redisTLS, TLSCAFile: *redisCA,
+			TTL: *redisTTL, Cluster: *clusterName,
+		}
+		if *redisPassFile != "" {
+			b, err := os.ReadFile(*redisPassFile)
+			if err != nil {
+				return fmt.Errorf("--redis-password-file: %w", err)
+			}
+			redisCfg.Password = strings.TrimRight(string(b), "\r\n")
+		}
+	}
+
 	a, err := agent.Start(agent.Config{
 		Cgroup: *cg, Output: *output, HTTPAddr: *httpAddr, GRPCAddr: *grpcAddr, SegmentThreshold: thr,
 		StoreSize: size, Pod: *pod, Namespace: *ns, Pprof: *pprofOn,
-		RingBufferSize: uint32(ring),
+		RingBufferSize: uint32(ring), Redis: redisCfg,
 	})
 	if err != nil {
 		return err

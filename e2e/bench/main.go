@@ -134,9 +134,15 @@ func run(ctx context.Context, cfg config, cl *cleaner) error {
 		return fmt.Errorf("API latency benchmark: %w", err)
 	}
 
+	rb, err := runRedisBench(ctx)
+	if err != nil {
+		return fmt.Errorf("redis benchmark: %w", err)
+	}
+
 	report := renderReport(host, cfg, tp, tax)
 	var b strings.Builder
 	writeAPILatency(&b, lat)
+	writeRedisBench(&b, rb)
 	report += b.String()
 	fmt.Print(report)
 	if cfg.out != "" {

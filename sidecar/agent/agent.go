@@ -32,6 +32,7 @@ import (
 	"github.com/tracecam/tracecam/sidecar/diagnose"
 	"github.com/tracecam/tracecam/sidecar/event"
 	"github.com/tracecam/tracecam/sidecar/profile"
+	"github.com/tracecam/tracecam/sidecar/rediscache"
 	"github.com/tracecam/tracecam/sidecar/render"
 	"github.com/tracecam/tracecam/sidecar/store"
 )
@@ -51,10 +52,13 @@ type Config struct {
 	SegmentThreshold time.Duration
 	StoreSize        int
 	RingBufferSize   uint32
-	Pprof            bool // serve /debug/pprof/ on the HTTP port
-	Pod, Namespace   string
-	Container        string
-	Stdout           io.Writer
+	// Redis, when set, is the shared cache every profile is written to and
+	// GetTrace also reads from.
+	Redis          *rediscache.Config
+	Pprof          bool // serve /debug/pprof/ on the HTTP port
+	Pod, Namespace string
+	Container      string
+	Stdout         io.Writer
 }
 
 // Agent is a running sidecar.
@@ -75,6 +79,9 @@ type Agent struct {
 	httpSrv        *http.Server
 	grpcSrv        *grpc.Server
 	api            *api.Server
+	cache          *rediscache.Cache
+	cacheCancel    context.CancelFunc
+	cacheDone      chan struct{}
 }
 
 var typeNames = [...]string{"", "data", "segment", "exit"}
@@ -102,6 +109,18 @@ func Start(cfg Config) (*Agent, error) {
 	}
 	slog.Info("probes attached", "count", len(cam.Probes()), "probes", cam.Probes())
 	a := &Agent{cfg: cfg, target: target, cam: cam, Store: store.NewRing(cfg.StoreSize), hub: api.NewHub()}
+	if cfg.Redis != nil {
+		c, err := rediscache.New(*cfg.Redis)
+		if err != nil {
+			cam.Close()
+			return nil, fmt.Errorf("redis: %w", err)
+		}
+		a.cache = c
+		ctx, cancel := context.WithCancel(context.Background())
+		a.cacheCancel, a.cacheDone = cancel, make(chan struct{})
+		go func() { defer close(a.cacheDone); c.Run(ctx) }()
+		slog.Info("redis cache", "addrs", cfg.Redis.Addrs, "cluster", cfg.Redis.Cluster, "ttl", cfg.Redis.TTL)
+	}
 	a.asm = assemble.New(assemble.Config{
 		Pod: cfg.Pod, Namespace: cfg.Namespace, Container: cfg.Container,
 		WallClock: wallClock(), FileName: procFileName,
@@ -120,6 +139,9 @@ func Start(cfg Config) (*Agent, error) {
 // health, readiness, metrics and the OpenAPI document).
 func (a *Agent) serve() error {
 	srv := &api.Server{Store: a.Store, Hub: a.hub, Status: a.Status}
+	if a.cache != nil {
+		srv.Remote = a.cache
+	}
 	a.api = srv
 	if a.cfg.GRPCAddr != "" {
 		ln, err := net.Listen("tcp", a.cfg.GRPCAddr)
@@ -226,6 +248,9 @@ func (a *Agent) onProfile(p *profile.Profile) {
 	}
 	a.Store.Add(p)
 	a.hub.Publish(p)
+	if a.cache != nil {
+		a.cache.Enqueue(p) // never blocks: the writer is asynchronous
+	}
 	var err error
 	switch a.cfg.Output {
 	case "json":
@@ -302,6 +327,11 @@ func (a *Agent) shutdown() {
 	a.ready.Store(false)
 	a.refreshStatus()
 	a.closeServers()
+	if a.cache != nil {
+		a.cacheCancel() // Run flushes what is queued, within a bound
+		<-a.cacheDone
+		a.cache.Close()
+	}
 }
 
 const shutdownGrace = 5 * time.Second
@@ -375,6 +405,15 @@ func (a *Agent) refreshStatus() *tracecamv1.Status {
 	}
 	ss := a.Store.Stats()
 	st.ProfilesStored, st.StoreCapacity = int64(ss.Stored), int64(ss.Capacity)
+	if a.cache != nil {
+		rs := a.cache.Stats()
+		st.Redis = rs.State
+		st.RedisStats = &tracecamv1.RedisStats{
+			Enqueued: rs.Enqueued, Written: rs.Written, DroppedQueueFull: rs.DroppedQueueFull,
+			DroppedWriteErrors: rs.DroppedWriteErrors, Pending: int64(rs.Pending), LastError: rs.LastError,
+			Lookups: rs.Lookups, LookupErrors: rs.LookupErrors,
+		}
+	}
 	a.lastStat.Store(st)
 	return st
 }
@@ -437,6 +476,9 @@ func (a *Agent) metrics(w http.ResponseWriter, r *http.Request) {
 		{"tracecam_decode_errors_total", "Kernel records that did not decode.", c.DecodeErrors},
 		{"tracecam_output_errors_total", "Profiles that could not be written to stdout.", st.OutputErrors},
 		{"tracecam_watch_dropped_total", "Profiles a slow WatchProfiles client missed.", a.hub.Dropped()},
+		{"tracecam_redis_written_total", "Profiles written to Redis.", st.GetRedisStats().GetWritten()},
+		{"tracecam_redis_dropped_queue_full_total", "Profiles not written to Redis: write queue full.", st.GetRedisStats().GetDroppedQueueFull()},
+		{"tracecam_redis_dropped_write_errors_total", "Profiles not written to Redis: their batch failed.", st.GetRedisStats().GetDroppedWriteErrors()},
 	} {
 		fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s counter\n%s %d\n", m.name, m.help, m.name, m.name, m.v)
 	}
