@@ -85,6 +85,14 @@ func TestCrossPodTraceThroughRedis(t *testing.T) {
 		t.Errorf("frontend %v ns should contain backend %v ns", fd, bd)
 	}
 
+	// The text view tells it as one story, from either sidecar.
+	code, story := curl(t, "http://"+pods["backend"].httpAddr+"/v1/traces/"+id+"?format=text")
+	for _, want := range []string{"2 profiles in 2 pods", "frontend  GET /call", "waited", "on " + bases["backend"], "(backend: GET /sleep took"} {
+		if code != 200 || !strings.Contains(story, want) {
+			t.Errorf("story lacks %q:\n%s", want, story)
+		}
+	}
+
 	// Redis goes away: each sidecar still answers with what it has, and says
 	// which part is missing; the status reports the fault.
 	rds.Kill()

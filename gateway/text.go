@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	tracecamv1 "github.com/tracecam/tracecam/proto/tracecam/v1"
+	"github.com/tracecam/tracecam/sidecar/profile"
 	"github.com/tracecam/tracecam/sidecar/profilepb"
 	"github.com/tracecam/tracecam/sidecar/render"
 )
@@ -29,9 +30,11 @@ const textMIME = "text/plain"
 // TextMarshaler is the runtime.Marshaler for text/plain: the camera view a
 // person reads in a terminal (curl ...?format=text).
 //
-//   - GetTraceResponse and ListProfilesResponse: each profile as
-//     render.Text draws it, separated by a blank line; "no profiles" when
-//     there are none. (GetTraceResponse.sources is not shown.)
+//   - GetTraceResponse: the trace as one story across pods
+//     (render.TraceStory), the sources that could not answer, then each
+//     profile as render.Text draws it;
+//   - ListProfilesResponse: each profile, separated by a blank line;
+//     "no profiles" when there are none.
 //   - Profile: its camera view.
 //   - Status: one "key: value" line per field, maps flattened as
 //     "key.name: value" in key order, zero values included.
@@ -51,8 +54,24 @@ func (TextMarshaler) Marshal(v any) ([]byte, error) {
 	var buf bytes.Buffer
 	switch m := v.(type) {
 	case *tracecamv1.GetTraceResponse:
+		// The whole trace first, as one story across pods, then each
+		// profile's camera view.
+		ps := make([]*profile.Profile, len(m.GetProfiles()))
+		for i, p := range m.GetProfiles() {
+			ps[i] = profilepb.FromProto(p)
+		}
+		if len(ps) > 0 {
+			if err := render.TraceStory(&buf, ps); err != nil {
+				return nil, err
+			}
+			writeSources(&buf, m.GetSources())
+			buf.WriteByte('\n')
+		}
 		if err := writeProfiles(&buf, m.GetProfiles()); err != nil {
 			return nil, err
+		}
+		if len(ps) == 0 {
+			writeSources(&buf, m.GetSources())
 		}
 	case *tracecamv1.ListProfilesResponse:
 		if err := writeProfiles(&buf, m.GetProfiles()); err != nil {
@@ -74,6 +93,16 @@ func (TextMarshaler) Marshal(v any) ([]byte, error) {
 		fmt.Fprintf(&buf, "%v\n", v)
 	}
 	return buf.Bytes(), nil
+}
+
+// writeSources says which sources could not answer (nothing when all did).
+func writeSources(w *bytes.Buffer, src map[string]string) {
+	keys := slices.Sorted(maps.Keys(src))
+	for _, k := range keys {
+		if v := src[k]; v != "ok" {
+			fmt.Fprintf(w, "  (%s: %s)\n", k, v)
+		}
+	}
 }
 
 func writeProfiles(w *bytes.Buffer, ps []*tracecamv1.Profile) error {
