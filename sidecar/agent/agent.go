@@ -275,6 +275,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		a.cam.Close() // unblocks Read
 	}()
 	var rec ringbuf.Record
+	var dec event.Decoder
 	lastFlush := time.Now()
 	// The kernel side wakes us only when 256 KiB are waiting; the read
 	// deadline bounds how late a quiet pod's events are read. It is renewed
@@ -285,7 +286,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		err := a.cam.Read(&rec)
 		switch {
 		case err == nil:
-			ev, derr := event.Decode(rec.RawSample)
+			ev, derr := dec.Decode(rec.RawSample)
 			a.mu.Lock()
 			if derr != nil {
 				a.asm.CountDecodeError()

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+	"unicode/utf8"
 	"unsafe"
 
 	"github.com/tracecam/tracecam/bpf"
@@ -163,6 +164,19 @@ var ErrShort = errors.New("record too short")
 // Decode turns one ring-buffer record into *Data, *Segment or *Exit.
 // Bytes of a returned Data alias raw: copy them to keep them past the next read.
 func Decode(raw []byte) (any, error) {
+	return decode(raw, nil)
+}
+
+// Decoder decodes like Decode but reuses one Data value for every data
+// record: most records are data, and the assembler does not keep them, so
+// the reader need not allocate one per event. The *Data it returns is valid
+// until the next call.
+type Decoder struct{ data Data }
+
+// Decode decodes one record.
+func (dec *Decoder) Decode(raw []byte) (any, error) { return decode(raw, &dec.data) }
+
+func decode(raw []byte, reuse *Data) (any, error) {
 	if len(raw) < int(unsafe.Sizeof(bpf.CameraEventHdr{})) {
 		return nil, fmt.Errorf("decoding record of %d bytes: %w", len(raw), ErrShort)
 	}
@@ -172,7 +186,11 @@ func Decode(raw []byte) (any, error) {
 		if err := load(raw, &r); err != nil {
 			return nil, err
 		}
-		d := &Data{
+		d := reuse
+		if d == nil {
+			d = new(Data)
+		}
+		*d = Data{
 			Header:   header(r.H),
 			Counters: r.Counters,
 			Ret:      r.Ret,
@@ -300,12 +318,19 @@ func sockaddr(b []byte) netip.AddrPort {
 }
 
 func cstr[T int8 | uint8](b []T) string {
-	buf := make([]byte, 0, len(b))
-	for _, c := range b {
-		if c == 0 {
-			break
-		}
-		buf = append(buf, byte(c))
+	n := 0
+	for n < len(b) && b[n] != 0 {
+		n++
+	}
+	if n == 0 {
+		return "" // most records: no allocation
+	}
+	buf := make([]byte, n)
+	for i := range buf {
+		buf[i] = byte(b[i])
+	}
+	if utf8.Valid(buf) {
+		return string(buf)
 	}
 	return string(bytes.ToValidUTF8(buf, []byte("?")))
 }
