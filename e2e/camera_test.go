@@ -497,3 +497,60 @@ func TestSidecarInsideItsOwnTarget(t *testing.T) {
 		}
 	}
 }
+
+// As a Kubernetes sidecar on cgroup v2: the container runs in a private
+// cgroup namespace, so its own cgroup reads as "/"; it finds the pod's
+// cgroup by the pod UID (from the downward API) and watches the app next to
+// it, never itself.
+func TestPrivateCgroupNamespaceFindsPodByUID(t *testing.T) {
+	if _, err := exec.LookPath("unshare"); err != nil {
+		t.Skip("unshare not installed")
+	}
+	const uid = "0f3c8e2a-9b1d-4e5f-8a7b-6c5d4e3f2a1b"
+	top := newCgroup(t, "kubepods")
+	qos, err := cgroup.Create(top, "burstable")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pod, err := cgroup.Create(qos, "pod"+uid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	app, err := cgroup.Create(pod, "app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	own, err := cgroup.Create(pod, "tracecam")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// unshare --cgroup: the sidecar's cgroup namespace is rooted at its own
+	// container cgroup, exactly as a container runtime sets it up.
+	side := &sidecar{proc: start(t, &own, "unshare", "--cgroup", "--", "env", "POD_UID="+uid, sidecarBin,
+		"--output", "json", "--http-addr", "127.0.0.1:0", "--grpc-addr", ""), changed: make(chan struct{}, 1)}
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(side.stderr(), "http listening") {
+		if time.Now().After(deadline) {
+			t.Fatalf("sidecar did not start: %s", side.stderr())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !strings.Contains(side.stderr(), "path="+pod.Path+" ") {
+		t.Fatalf("sidecar does not watch the pod %s:\n%s", pod.Path, side.stderr())
+	}
+	side.httpAddr = listenRe.FindStringSubmatch(side.stderr())[1]
+	go side.collect(t)
+	srv := start(t, &app, "python3", "workloads/pyserver.py", "--port", "0")
+	id := newTraceID()
+	get(t, "http://127.0.0.1:"+srv.waitReady(t, 20*time.Second)+"/fast", id)
+	side.waitProfile(t, id, 10*time.Second)
+	for i := 0; i < 3; i++ {
+		side.status(t)
+	}
+	time.Sleep(300 * time.Millisecond)
+	for _, p := range side.all() {
+		if p.TraceID != id {
+			t.Errorf("unexpected profile %s %s pid %d (the sidecar's own?)", p.Method, p.Path, p.PID)
+		}
+	}
+}

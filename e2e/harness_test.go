@@ -210,23 +210,26 @@ func startSidecar(t *testing.T, cg *cgroup.Target, own *cgroup.Target, args ...s
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	go func() {
-		for l := range s.lines {
-			var p profile.Profile
-			if err := json.Unmarshal([]byte(l), &p); err != nil {
-				t.Errorf("sidecar printed a line that is not a profile: %q: %v", l, err)
-				continue
-			}
-			s.mu.Lock()
-			s.profiles = append(s.profiles, &p)
-			s.mu.Unlock()
-			select {
-			case s.changed <- struct{}{}:
-			default:
-			}
-		}
-	}()
+	go s.collect(t)
 	return s
+}
+
+// collect reads the sidecar's JSON lines into profiles.
+func (s *sidecar) collect(t *testing.T) {
+	for l := range s.lines {
+		var p profile.Profile
+		if err := json.Unmarshal([]byte(l), &p); err != nil {
+			t.Errorf("sidecar printed a line that is not a profile: %q: %v", l, err)
+			continue
+		}
+		s.mu.Lock()
+		s.profiles = append(s.profiles, &p)
+		s.mu.Unlock()
+		select {
+		case s.changed <- struct{}{}:
+		default:
+		}
+	}
 }
 
 // waitProfile returns the profile of traceID, waiting up to timeout.

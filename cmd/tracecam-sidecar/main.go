@@ -65,6 +65,7 @@ func run() error {
 	redisMaster := fs.String("redis-master-name", envDefault("redis-master-name", ""), "Sentinel master name (with --redis-addr listing the sentinels)")
 	clusterName := fs.String("cluster-name", envDefault("cluster-name", "default"), "names this Kubernetes cluster in Redis keys, so one Redis can serve several")
 	pprofOn := fs.Bool("pprof", envDefault("pprof", "") == "true", "serve Go profiling at /debug/pprof/ on the HTTP port")
+	podUID := fs.String("pod-uid", envDefault("pod-uid", os.Getenv("POD_UID")), "pod UID: finds the pod's cgroup when a private cgroup namespace hides it")
 	logLevel := fs.String("log-level", envDefault("log-level", "info"), "debug, info, warn or error")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -120,7 +121,7 @@ func run() error {
 
 	a, err := agent.Start(agent.Config{
 		Cgroup: *cg, Output: *output, HTTPAddr: *httpAddr, GRPCAddr: *grpcAddr, SegmentThreshold: thr,
-		StoreSize: size, Pod: *pod, Namespace: *ns, Pprof: *pprofOn,
+		StoreSize: size, Pod: *pod, Namespace: *ns, PodUID: *podUID, Pprof: *pprofOn,
 		RingBufferSize: uint32(ring), Redis: redisCfg,
 	})
 	if err != nil {

@@ -57,8 +57,11 @@ type Config struct {
 	Redis          *rediscache.Config
 	Pprof          bool // serve /debug/pprof/ on the HTTP port
 	Pod, Namespace string
-	Container      string
-	Stdout         io.Writer
+	// PodUID finds the pod's cgroup when a private cgroup namespace hides
+	// our own (as in a Kubernetes sidecar on cgroup v2).
+	PodUID    string
+	Container string
+	Stdout    io.Writer
 }
 
 // Agent is a running sidecar.
@@ -95,7 +98,7 @@ func Start(cfg Config) (*Agent, error) {
 	if cfg.StoreSize <= 0 {
 		cfg.StoreSize = 10000
 	}
-	target, selfCg, selfPID, err := resolveTarget(cfg.Cgroup)
+	target, selfCg, selfPID, err := resolveTarget(cfg.Cgroup, cfg.PodUID)
 	if err != nil {
 		return nil, err
 	}
@@ -185,21 +188,32 @@ func (a *Agent) serve() error {
 }
 
 // resolveTarget picks the cgroup to watch: the one given, or the parent of
-// our own (the pod, when we are one of its containers). When we sit inside
-// the target, our own cgroup (if it is below the target) and our own process
-// are excluded.
-func resolveTarget(path string) (t cgroup.Target, selfCg uint64, selfPID int, err error) {
+// our own (the pod, when we are one of its containers). In a private cgroup
+// namespace (the default for containers on cgroup v2) our own cgroup reads
+// as "/", so the pod is found by its UID in the host's cgroup tree (mounted
+// over /sys/fs/cgroup). When we sit inside the target, our own cgroup (if it
+// is known and below the target) and our own process are excluded.
+func resolveTarget(path, podUID string) (t cgroup.Target, selfCg uint64, selfPID int, err error) {
 	self, err := cgroup.Self()
 	if err != nil {
 		return t, 0, 0, fmt.Errorf("finding own cgroup: %w", err)
 	}
-	if path == "" {
+	switch {
+	case path != "":
+		if t, err = cgroup.Resolve(path); err != nil {
+			return t, 0, 0, err
+		}
+	case self.Level == 0 && podUID != "":
+		if t, err = cgroup.FindPod(self.Root, podUID); err != nil {
+			return t, 0, 0, fmt.Errorf("own cgroup is hidden (private cgroup namespace): %w", err)
+		}
+		slog.Info("found the pod's cgroup by its UID", "uid", podUID, "path", t.Path)
+		return t, 0, os.Getpid(), nil
+	default:
 		t, err = cgroup.Parent(self)
 		if err != nil {
-			return t, 0, 0, fmt.Errorf("no --cgroup given and own cgroup %s has no parent to watch: %w", self.Path, err)
+			return t, 0, 0, fmt.Errorf("no --cgroup given and own cgroup %s has no parent to watch (in a private cgroup namespace, set --pod-uid or POD_UID): %w", self.Path, err)
 		}
-	} else if t, err = cgroup.Resolve(path); err != nil {
-		return t, 0, 0, err
 	}
 	if !strings.HasPrefix(self.Path+"/", strings.TrimSuffix(t.Path, "/")+"/") {
 		return t, 0, 0, nil // outside the target: the cgroup filter excludes us

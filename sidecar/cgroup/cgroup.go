@@ -165,3 +165,47 @@ func Remove(t Target) error {
 	}
 	return nil
 }
+
+// FindPod looks for the cgroup of the pod with the given UID below root,
+// the way the kubelet names them: ".../pod<uid>" (cgroupfs driver) or
+// ".../kubepods-<qos>-pod<uid_with_underscores>.slice" (systemd driver).
+// A sidecar needs it when a private cgroup namespace hides where it sits
+// (its /proc/self/cgroup then reads "0::/").
+func FindPod(root, podUID string) (Target, error) {
+	if podUID == "" {
+		return Target{}, errors.New("no pod UID to look for")
+	}
+	names := []string{"pod" + podUID, "pod" + strings.ReplaceAll(podUID, "-", "_")}
+	matches := func(base string) bool {
+		for _, n := range names {
+			if base == n || strings.HasSuffix(strings.TrimSuffix(base, ".slice"), "-"+n) {
+				return true
+			}
+		}
+		return false
+	}
+	// Breadth first and bounded: pod cgroups sit a few levels down, and the
+	// shallowest match is the pod (its containers are below it).
+	level := []string{root}
+	for depth := 0; depth < 6 && len(level) > 0; depth++ {
+		var next []string
+		for _, dir := range level {
+			entries, err := os.ReadDir(dir)
+			if err != nil {
+				continue // a cgroup that vanished while we looked
+			}
+			for _, e := range entries {
+				if !e.IsDir() {
+					continue
+				}
+				p := filepath.Join(dir, e.Name())
+				if matches(e.Name()) {
+					return resolveUnder(root, p)
+				}
+				next = append(next, p)
+			}
+		}
+		level = next
+	}
+	return Target{}, fmt.Errorf("no cgroup for pod %s below %s", podUID, root)
+}

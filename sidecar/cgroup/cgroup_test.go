@@ -345,3 +345,36 @@ func removeRetry(t *testing.T, tg Target) {
 	}
 	t.Errorf("Remove(%s): %v", tg.Path, err)
 }
+
+func TestFindPod(t *testing.T) {
+	const uid = "0f3c8e2a-9b1d-4e5f-8a7b-6c5d4e3f2a1b"
+	layouts := map[string]string{
+		"cgroupfs driver": "kubepods/burstable/pod" + uid + "/0123abcd",
+		"systemd driver":  "kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod" + strings.ReplaceAll(uid, "-", "_") + ".slice/cri-containerd-0123.scope",
+		"guaranteed":      "kubepods.slice/kubepods-pod" + strings.ReplaceAll(uid, "-", "_") + ".slice/cri-containerd-0123.scope",
+	}
+	for name, layout := range layouts {
+		t.Run(name, func(t *testing.T) {
+			root := t.TempDir()
+			os.MkdirAll(filepath.Join(root, "system.slice/other"), 0o755)
+			os.MkdirAll(filepath.Join(root, "kubepods/burstable/podffffffff-0000-0000-0000-000000000000"), 0o755)
+			if err := os.MkdirAll(filepath.Join(root, layout), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			got, err := FindPod(root, uid)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := filepath.Join(root, filepath.Dir(layout))
+			if got.Path != want || got.Level != strings.Count(filepath.Dir(layout), "/")+1 {
+				t.Errorf("FindPod = %+v, want %s", got, want)
+			}
+		})
+	}
+	if _, err := FindPod(t.TempDir(), uid); err == nil {
+		t.Error("found a pod in an empty tree")
+	}
+	if _, err := FindPod(t.TempDir(), ""); err == nil {
+		t.Error("no UID accepted")
+	}
+}
