@@ -130,7 +130,7 @@ func runScenarios(t *testing.T, kind string) {
 		for i := 0; i < 5; i++ {
 			get(t, w.base+"/cpu?ms=20", newTraceID())
 			get(t, w.base+"/fast", newTraceID())
-			get(t, w.base+"/fsync?n=30&kb=64", newTraceID())
+			get(t, w.base+"/fsync?n=60&kb=16", newTraceID())
 		}
 	}
 
@@ -167,9 +167,10 @@ func runScenarios(t *testing.T, kind string) {
 
 	t.Run("fsync", func(t *testing.T) {
 		id := newTraceID()
-		get(t, w.base+"/fsync?n=30&kb=64", id)
+		get(t, w.base+"/fsync?n=60&kb=16", id)
 		p := w.side.waitProfile(t, id, 10*time.Second)
 		checkInvariants(t, p, pid)
+		t.Logf("fsync breakdown: %v", p.Breakdown)
 		if dominant(p) != profile.File || p.Diagnosis.Cause != profile.CauseFile {
 			t.Fatalf("want file-bound, got:\n%s", dump(p))
 		}
