@@ -363,11 +363,17 @@ func (d *demo) cleanup() {
 		}
 	}
 	if d.haveCg {
-		for i := 0; i < 30; i++ {
-			if cgroup.Remove(d.cg) == nil {
+		// Killed processes leave the cgroup once the kernel has reaped
+		// them; give that a moment, and say so if it does not happen.
+		var err error
+		for i := 0; i < 100; i++ {
+			if err = cgroup.Remove(d.cg); err == nil {
 				break
 			}
 			time.Sleep(100 * time.Millisecond)
+		}
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "tracecam-demo: could not remove %s: %v\n", d.cg.Path, err)
 		}
 	}
 	for _, dir := range d.dirs {

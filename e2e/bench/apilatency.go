@@ -15,7 +15,9 @@ import (
 
 	"github.com/tracecam/tracecam/gateway"
 	tracecamv1 "github.com/tracecam/tracecam/proto/tracecam/v1"
+	"github.com/tracecam/tracecam/sidecar/agent"
 	"github.com/tracecam/tracecam/sidecar/api"
+	"github.com/tracecam/tracecam/sidecar/diagnose"
 	"github.com/tracecam/tracecam/sidecar/profile"
 	"github.com/tracecam/tracecam/sidecar/store"
 )
@@ -38,6 +40,9 @@ func runAPILatency(ctx context.Context) ([]apiLatency, error) {
 	base := time.Now().Add(-time.Minute)
 	for i := 0; i < apiStoreSize; i++ {
 		p := syntheticProfile(i, base)
+		if p.DurationNS >= agent.EagerDiagnosis.Nanoseconds() {
+			p.Diagnosis = diagnose.Diagnose(p) // as the agent stores them
+		}
 		if i == apiStoreSize/2 {
 			traceID = p.TraceID
 		}

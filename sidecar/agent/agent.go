@@ -256,8 +256,13 @@ func procFileName(pid uint32, fd int32, ino uint64) string {
 	return name
 }
 
+// EagerDiagnosis is the duration from which a profile is diagnosed as it
+// completes rather than when it is read: slow requests are the ones people
+// list and open (and few), fast ones are most of the traffic and rarely read.
+const EagerDiagnosis = 10 * time.Millisecond
+
 func (a *Agent) onProfile(p *profile.Profile) {
-	if a.cfg.Output != "none" {
+	if a.cfg.Output != "none" || p.DurationNS >= EagerDiagnosis.Nanoseconds() {
 		p.Diagnosis = diagnose.Diagnose(p)
 	}
 	a.Store.Add(p)
