@@ -48,9 +48,11 @@ vet:
 ## test: every test — unit, generated-code sync, end-to-end on the real kernel.
 ## The end-to-end tests run after the rest, alone: their workloads measure
 ## time, and on 2 cores the unit suites running beside them add noise.
+## Both run under the race detector (the sidecar binary the e2e tests start
+## is built with -race and stops at the first race).
 test: deps fmt-check vet
-	$(GO) test -count=1 $$($(GO) list ./... | grep -v /e2e$$)
-	$(GO) test -count=1 ./e2e/
+	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v /e2e$$)
+	TRACECAM_E2E_RACE=1 $(GO) test -count=1 ./e2e/
 
 unit:
 	$(GO) test -count=1 $$($(GO) list ./... | grep -v /e2e)

@@ -40,7 +40,14 @@ func runMain(m *testing.M) int {
 	}
 	defer os.RemoveAll(dir)
 	sidecarBin = filepath.Join(dir, "tracecam-sidecar")
-	out, err := exec.Command("go", "build", "-o", sidecarBin, "github.com/tracecam/tracecam/cmd/tracecam-sidecar").CombinedOutput()
+	args := []string{"build", "-o", sidecarBin}
+	if os.Getenv("TRACECAM_E2E_RACE") != "" {
+		// The sidecar's goroutines (reader, servers, streams, Redis writer)
+		// under the race detector; a race stops it, which fails the test.
+		args = append(args, "-race")
+		os.Setenv("GORACE", "halt_on_error=1")
+	}
+	out, err := exec.Command("go", append(args, "github.com/tracecam/tracecam/cmd/tracecam-sidecar")...).CombinedOutput()
 	if err != nil {
 		fmt.Printf("e2e: building sidecar: %v\n%s", err, out)
 		return 1

@@ -1,6 +1,7 @@
 // Package redistest starts real redis-server processes for tests: a
-// standalone server (optionally with a password, TLS or a memory limit) or
-// a Redis Cluster of several masters. Every server listens on a free
+// standalone server (optionally with a password, TLS or a memory limit), a
+// Redis Cluster of several masters, or a master with replicas watched by
+// Sentinel ([StartSentinel]). Every server listens on a free
 // loopback port (never 6379), keeps its files in the test's temp dir,
 // persists nothing (--save "" --appendonly no) and is killed by t.Cleanup,
 // also when the test binary dies (SIGKILL on parent death).
@@ -47,8 +48,11 @@ type Options struct {
 	// writes fail with OOM once it is reached.
 	MaxMemory string
 
-	// extra arguments (cluster mode).
+	// extra arguments (cluster mode, replicas).
 	extra []string
+	// sentinelConf, when set, runs the process as a Sentinel with this
+	// config file (which Sentinel rewrites).
+	sentinelConf string
 }
 
 // startTimeout bounds how long a server may take to answer PING.
@@ -137,6 +141,17 @@ func freePort(bus bool) (int, error) {
 }
 
 func (s *Server) args() []string {
+	if s.opts.sentinelConf != "" {
+		// The config file must come first. A sentinel has no dataset:
+		// it persists nothing but its (rewritten) config file.
+		return []string{s.opts.sentinelConf, "--sentinel",
+			"--bind", "127.0.0.1",
+			"--port", strconv.Itoa(s.port),
+			"--dir", s.dir,
+			"--daemonize", "no",
+			"--logfile", "",
+		}
+	}
 	a := []string{
 		"--bind", "127.0.0.1",
 		"--dir", s.dir,

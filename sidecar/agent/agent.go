@@ -288,11 +288,9 @@ func (a *Agent) onProfile(p *profile.Profile) {
 
 // Run reads events until ctx is done, then flushes and detaches.
 func (a *Agent) Run(ctx context.Context) error {
+	// The camera (and its maps, which the status reads) closes only after
+	// the servers have stopped; the read deadline below is what notices ctx.
 	defer a.cam.Close()
-	go func() {
-		<-ctx.Done()
-		a.cam.Close() // unblocks Read
-	}()
 	var rec ringbuf.Record
 	var dec event.Decoder
 	lastFlush := time.Now()
