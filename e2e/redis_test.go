@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/json"
 	"net/url"
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -114,5 +115,38 @@ func TestCrossPodTraceThroughRedis(t *testing.T) {
 			t.Fatalf("status does not report the Redis fault: %v", st)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// The sidecar binary against a Redis that wants a password and TLS, as a
+// managed Redis does: its writes land and GetTrace reads them back.
+func TestSidecarRedisPasswordAndTLS(t *testing.T) {
+	rds := redistest.Start(t, redistest.Options{Password: "s3cret-pw", TLS: true})
+	pwFile := t.TempDir() + "/password"
+	if err := os.WriteFile(pwFile, []byte("s3cret-pw\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cg := newCgroup(t, "tls")
+	side := startSidecar(t, &cg, nil, "--pod", "web", "--redis-addr", rds.Addr(),
+		"--redis-password-file", pwFile, "--redis-tls", "--redis-tls-ca", rds.CAFile())
+	srv := start(t, &cg, "python3", "workloads/pyserver.py", "--port", "0")
+	id := newTraceID()
+	get(t, "http://127.0.0.1:"+srv.waitReady(t, 20*time.Second)+"/fast", id)
+	side.waitProfile(t, id, 10*time.Second)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st := side.status(t)
+		rs, _ := st["redis_stats"].(map[string]any)
+		if st["redis"] == "ok" && rs != nil && rs["written"].(float64) >= 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("nothing written over TLS with the password: %v", st)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	code, body := curl(t, "http://"+side.httpAddr+"/v1/traces/"+id)
+	if code != 200 || !strings.Contains(body, `"redis":"ok"`) {
+		t.Errorf("GetTrace: %d %s", code, body)
 	}
 }
