@@ -667,13 +667,14 @@ static __always_inline int on_sock_data(struct sock *sk, int ret, int flags, u8 
 	if (!st)
 		return 0;
 	now = bpf_ktime_get_ns();
-	settle(st, cpu_switch_ts(), now, -1, -1);
+	regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+	nr = (s32)regs->orig_ax;
+	/* A wait that ends in this very syscall (a blocking recv) reports the
+	 * bytes it brought. */
+	settle(st, cpu_switch_ts(), now, nr, ret);
 	/* Socket bytes mark request boundaries: a run of short waits must not
 	 * straddle two requests. */
 	st->agg_n = 0;
-
-	regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
-	nr = (s32)regs->orig_ax;
 	e = reserve(sizeof(*e), EV_DATA);
 	if (!e)
 		return 0;
