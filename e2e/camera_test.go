@@ -409,15 +409,7 @@ func TestDefaultCgroupIsThePod(t *testing.T) {
 	id := newTraceID()
 	get(t, "http://127.0.0.1:"+srv.waitReady(t, 20*time.Second)+"/fast", id)
 	side.waitProfile(t, id, 10*time.Second)
-	for i := 0; i < 3; i++ {
-		side.status(t) // served by the sidecar inside the pod: must stay invisible
-	}
-	time.Sleep(500 * time.Millisecond)
-	for _, p := range side.all() {
-		if p.TraceID != id {
-			t.Errorf("unexpected profile %s %s pid %d (the sidecar's own?)", p.Method, p.Path, p.PID)
-		}
-	}
+	side.expectOnly(t, id)
 }
 
 // Threads that start after the sidecar are picked up, exited threads are
@@ -488,15 +480,7 @@ func TestSidecarInsideItsOwnTarget(t *testing.T) {
 	id := newTraceID()
 	get(t, "http://127.0.0.1:"+srv.waitReady(t, 20*time.Second)+"/fast", id)
 	side.waitProfile(t, id, 10*time.Second)
-	for i := 0; i < 3; i++ {
-		side.status(t)
-	}
-	time.Sleep(300 * time.Millisecond)
-	for _, p := range side.all() {
-		if p.TraceID != id {
-			t.Errorf("unexpected profile %s %s pid %d (the sidecar's own?)", p.Method, p.Path, p.PID)
-		}
-	}
+	side.expectOnly(t, id)
 }
 
 // As a Kubernetes sidecar on cgroup v2: the container runs in a private
@@ -545,11 +529,19 @@ func TestPrivateCgroupNamespaceFindsPodByUID(t *testing.T) {
 	id := newTraceID()
 	get(t, "http://127.0.0.1:"+srv.waitReady(t, 20*time.Second)+"/fast", id)
 	side.waitProfile(t, id, 10*time.Second)
+	side.expectOnly(t, id)
+}
+
+// expectOnly asks the sidecar for its status a few times (requests its own
+// HTTP server serves, inside the watched cgroup in these tests) and checks
+// that the only profile it ever produced is the one of trace id.
+func (s *sidecar) expectOnly(t *testing.T, id string) {
+	t.Helper()
 	for i := 0; i < 3; i++ {
-		side.status(t)
+		s.status(t)
 	}
 	time.Sleep(300 * time.Millisecond)
-	for _, p := range side.all() {
+	for _, p := range s.all() {
 		if p.TraceID != id {
 			t.Errorf("unexpected profile %s %s pid %d (the sidecar's own?)", p.Method, p.Path, p.PID)
 		}
