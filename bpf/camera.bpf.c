@@ -681,7 +681,9 @@ static __always_inline int on_sock_data(struct sock *sk, int ret, int flags, u8 
 	fill_hdr(&e->h, EV_DATA, now);
 	__builtin_memcpy(e->counters, st->counters, sizeof(e->counters));
 	e->ret = ret;
-	e->sk = (u64)sk;
+	/* The socket cookie, unlike its address, is never reused: a connection
+	 * key that cannot alias an earlier connection whose end we missed. */
+	e->sk = bpf_get_socket_cookie(sk);
 	e->fd = data_fd(nr, regs);
 	e->sysnr = nr;
 	e->dir = dir;

@@ -65,7 +65,7 @@ struct data_event {
 	struct event_hdr h;
 	u64 counters[NCAT]; /* the thread's cumulative category ns at ts */
 	s64 ret;            /* bytes moved (0 = EOF on a read) */
-	u64 sk;             /* the socket (kernel address): the connection's key */
+	u64 sk;             /* the socket's cookie (unique, never reused): the connection's key */
 	s32 fd;             /* from the syscall's first argument, -1 if none */
 	u16 sysnr;
 	u8 dir; /* 0 = in (read/recv), 1 = out (write/send) */

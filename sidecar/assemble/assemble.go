@@ -53,8 +53,9 @@ type Counters struct {
 	ConnsActive   int    `json:"conns_active"`
 }
 
-// connKey names a connection: the socket's kernel address within a
-// process (an fd can be dup'ed, reused after close, or absent: io_uring).
+// connKey names a connection: the socket's cookie within a process (an fd
+// can be dup'ed, reused after close, or absent: io_uring; a cookie is never
+// reused).
 type connKey struct {
 	pid    uint32
 	socket uint64
@@ -285,6 +286,17 @@ func (a *Assembler) startRequest(c *conn, d *event.Data, b []byte, n int64, pipe
 	a.parseHead(r, b, int64(len(b)) == n)
 	if c.cur == nil {
 		c.cur = r
+		a.thread(d.TID).serving = r
+		return
+	}
+	if !c.cur.respStarted && !pipelined && c.cur.tid != d.TID {
+		// Another thread reads a new request while the previous one never
+		// saw a response: its events were lost. Pipelined requests are read
+		// by one thread; do not queue this one behind a request that will
+		// never finish.
+		a.c.Incomplete++
+		a.release(c.cur)
+		c.cur, c.pending = r, nil
 		a.thread(d.TID).serving = r
 		return
 	}

@@ -1639,3 +1639,24 @@ func TestSplitRequestHeadWithGap(t *testing.T) {
 		t.Errorf("path %q generated %v: a header after a gap must not be trusted", p.Path, p.TraceIDGenerated)
 	}
 }
+
+// Lost events can leave a request without its response; when another
+// thread then reads a new request on that connection, the new one is
+// served on its own, not queued behind one that will never finish.
+func TestStaleRequestDoesNotSwallowTheNext(t *testing.T) {
+	h := newHarness(t, Config{})
+	a, b := newThr(101, "a"), newThr(102, "b")
+	h.feed(a.read(5, req("GET", "/lost")))
+	// (the response to /lost was lost with the ring buffer full)
+	b.ts = a.ts + uint64(ms)
+	h.feed(b.read(5, req("GET", "/next", "traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\r\n")))
+	b.spend(event.CatCPU, ms)
+	h.feed(b.write(5, resp(200, "ok")))
+	h.wantN(1)
+	if p := h.out[0]; p.Path != "/next" || p.TID != 102 || p.TraceID != "4bf92f3577b34da6a3ce929d0e0e4736" {
+		t.Errorf("got %s tid %d trace %s", p.Path, p.TID, p.TraceID)
+	}
+	if c := h.a.Counters(); c.Incomplete != 1 || c.ConnsActive != 0 {
+		t.Errorf("counters %+v", c)
+	}
+}

@@ -110,8 +110,8 @@ type Data struct {
 	Header
 	Counters [NumCategories]uint64
 	Ret      int64 // bytes moved; 0 = EOF on a read
-	// Socket is the kernel address of the socket: with PID, the key of a
-	// connection (fds can be duplicated, reused, or absent as in io_uring).
+	// Socket is the socket's cookie (unique for the socket's life and never
+	// reused, unlike its address or fd): with PID, the key of a connection.
 	Socket  uint64
 	FD      int32 // the syscall's fd, -1 when it has none
 	Syscall uint16
