@@ -383,11 +383,12 @@ func checkEnqueueFast(t *testing.T, lat []time.Duration) {
 	slices.Sort(s)
 	p99, worst := s[len(s)*99/100], s[len(s)-1]
 	t.Logf("Enqueue over %d calls: p99 %v, max %v", len(s), p99, worst)
-	// A blocking Enqueue would wait for a write (500 ms timeout) or a
-	// back-off (>= 100 ms); a descheduled goroutine on a busy 2-core
-	// machine can take tens of ms, hence the generous max.
-	if p99 > time.Millisecond || worst > 100*time.Millisecond {
-		t.Errorf("Enqueue is not fast: p99 %v, max %v", p99, worst)
+	// Not a performance assertion (that is make bench's job): a blocking
+	// Enqueue would wait for Redis — a write timeout (500 ms and up) or a
+	// back-off (100 ms and up) on every call — while scheduling noise on a
+	// busy 2-core machine, even under -race, stays well below that.
+	if p99 > 50*time.Millisecond || worst > 400*time.Millisecond {
+		t.Errorf("Enqueue blocks: p99 %v, max %v", p99, worst)
 	}
 }
 
