@@ -393,14 +393,8 @@ func TestOnlyTheWatchedCgroup(t *testing.T) {
 // excludes its own (the sidecar container).
 func TestDefaultCgroupIsThePod(t *testing.T) {
 	pod := newCgroup(t, "pod")
-	own, err := cgroup.Create(pod, "tracecam")
-	if err != nil {
-		t.Fatal(err)
-	}
-	app, err := cgroup.Create(pod, "app")
-	if err != nil {
-		t.Fatal(err)
-	}
+	own := childCgroup(t, pod, "tracecam")
+	app := childCgroup(t, pod, "app")
 	side := startSidecar(t, nil, &own)
 	if !strings.Contains(side.stderr(), "path="+pod.Path+" ") {
 		t.Fatalf("sidecar does not say it watches the pod %s:\n%s", pod.Path, side.stderr())
@@ -493,22 +487,10 @@ func TestPrivateCgroupNamespaceFindsPodByUID(t *testing.T) {
 	}
 	const uid = "0f3c8e2a-9b1d-4e5f-8a7b-6c5d4e3f2a1b"
 	top := newCgroup(t, "kubepods")
-	qos, err := cgroup.Create(top, "burstable")
-	if err != nil {
-		t.Fatal(err)
-	}
-	pod, err := cgroup.Create(qos, "pod"+uid)
-	if err != nil {
-		t.Fatal(err)
-	}
-	app, err := cgroup.Create(pod, "app")
-	if err != nil {
-		t.Fatal(err)
-	}
-	own, err := cgroup.Create(pod, "tracecam")
-	if err != nil {
-		t.Fatal(err)
-	}
+	qos := childCgroup(t, top, "burstable")
+	pod := childCgroup(t, qos, "pod"+uid)
+	app := childCgroup(t, pod, "app")
+	own := childCgroup(t, pod, "tracecam")
 	// unshare --cgroup: the sidecar's cgroup namespace is rooted at its own
 	// container cgroup, exactly as a container runtime sets it up.
 	side := &sidecar{proc: start(t, &own, "unshare", "--cgroup", "--", "env", "POD_UID="+uid, sidecarBin,

@@ -71,6 +71,16 @@ func newCgroup(t *testing.T, name string) cgroup.Target {
 	return cg
 }
 
+// childCgroup makes a cgroup below parent (removed with it).
+func childCgroup(t *testing.T, parent cgroup.Target, name string) cgroup.Target {
+	t.Helper()
+	cg, err := cgroup.Create(parent, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cg
+}
+
 func removeCgroup(t *testing.T, cg cgroup.Target) {
 	// Children first; give exiting processes a moment to leave.
 	entries, _ := os.ReadDir(cg.Path)
