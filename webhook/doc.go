@@ -25,8 +25,8 @@
 // the downward API. With Config.NativeSidecar (the default, Kubernetes ≥
 // 1.29) it is appended to spec.initContainers with restartPolicy Always, so
 // it starts before the application and outlives it; otherwise it is appended
-// to spec.containers. It serves gRPC on port 7070 ("grpc") and HTTP on 7071
-// ("http", with /readyz and /healthz probes), mounts the host's
+// to spec.containers. It serves gRPC on port 7070 ("tracecam-grpc") and HTTP on 7071
+// ("tracecam-http", with /readyz and /healthz probes), mounts the host's
 // /sys/fs/cgroup and /sys/kernel/btf read-only (volumes tracecam-cgroup and
 // tracecam-btf), and runs as root with only CAP_BPF, CAP_PERFMON and
 // CAP_SYS_RESOURCE. The pod gets shareProcessNamespace (unless it uses

@@ -52,7 +52,7 @@ type decision struct {
 	pod       string
 	optedIn   bool // the pod carries tracecam.io/inject
 	reason    string
-	warnings  int
+	warnings  []string
 }
 
 // Review answers one admission.k8s.io/v1 AdmissionReview (JSON). It does
@@ -110,7 +110,7 @@ func review(body []byte, cfg Config) (int, []byte, decision) {
 	if isPodCreate(req) {
 		d.outcome, d.reason = decidePod(req, cfg, resp, &d)
 	}
-	d.warnings = len(resp.Warnings)
+	d.warnings = resp.Warnings
 
 	out, err := json.Marshal(admissionv1.AdmissionReview{TypeMeta: ar.TypeMeta, Response: resp})
 	if err != nil {
@@ -276,8 +276,14 @@ func (h *Webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if d.namespace != "" || d.pod != "" {
 		attrs = append(attrs, "namespace", d.namespace, "pod", d.pod)
 	}
-	if d.warnings > 0 {
-		attrs = append(attrs, "warnings", d.warnings)
+	if len(d.warnings) > 0 {
+		// The text, not just a count: for pods a controller creates (a
+		// Deployment's), nobody sees the admission warnings but this log.
+		ws := make([]string, len(d.warnings))
+		for i, w := range d.warnings {
+			ws[i] = clip(w)
+		}
+		attrs = append(attrs, "warnings", ws)
 	}
 	switch {
 	case d.outcome == outcomeError:

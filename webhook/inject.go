@@ -47,8 +47,12 @@ const (
 	RedisPasswordKey  = "password"
 	RedisPasswordFile = RedisPasswordDir + "/" + RedisPasswordKey
 
-	GRPCPortName = "grpc"
-	HTTPPortName = "http"
+	// Port names carry the tracecam- prefix: a pod's ports share one name
+	// space across containers, and apps commonly name theirs "http"; a
+	// Service with targetPort: http would then reach the sidecar (the API
+	// server warns "duplicate port name", as the e2e test saw).
+	GRPCPortName = "tracecam-grpc"
+	HTTPPortName = "tracecam-http"
 	GRPCPort     = 7070
 	HTTPPort     = 7071
 

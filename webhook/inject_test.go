@@ -180,11 +180,11 @@ func TestInjectContainer(t *testing.T) {
 			if got := env(c); !reflect.DeepEqual(got, want) {
 				t.Errorf("env %v, want %v", got, want)
 			}
-			if len(c.Ports) != 2 || c.Ports[0] != (corev1.ContainerPort{Name: "grpc", ContainerPort: 7070, Protocol: corev1.ProtocolTCP}) ||
-				c.Ports[1] != (corev1.ContainerPort{Name: "http", ContainerPort: 7071, Protocol: corev1.ProtocolTCP}) {
+			if len(c.Ports) != 2 || c.Ports[0] != (corev1.ContainerPort{Name: "tracecam-grpc", ContainerPort: 7070, Protocol: corev1.ProtocolTCP}) ||
+				c.Ports[1] != (corev1.ContainerPort{Name: "tracecam-http", ContainerPort: 7071, Protocol: corev1.ProtocolTCP}) {
 				t.Errorf("ports %+v", c.Ports)
 			}
-			if p := c.ReadinessProbe; p == nil || p.HTTPGet == nil || p.HTTPGet.Path != "/readyz" || p.HTTPGet.Port.StrVal != "http" {
+			if p := c.ReadinessProbe; p == nil || p.HTTPGet == nil || p.HTTPGet.Path != "/readyz" || p.HTTPGet.Port.StrVal != "tracecam-http" {
 				t.Errorf("readiness %+v", p)
 			}
 			if p := c.LivenessProbe; p == nil || p.HTTPGet == nil || p.HTTPGet.Path != "/healthz" || p.FailureThreshold < 3 || p.TimeoutSeconds < 2 {

@@ -6,7 +6,9 @@
 //  2. the "node tax": syscall cost for processes OUTSIDE the watched cgroup
 //     while the probes are attached (they run for every process on the node
 //     and must bail out early);
-//  3. the "pod tax": the same loops INSIDE the watched cgroup.
+//  3. the "pod tax": the same loops INSIDE the watched cgroup;
+//  4. the query API's latency, Redis writes and lookups, and the admission
+//     webhook's latency and throughput on one core.
 //
 // The machine is small and noisy, so trials alternate without/with
 // (A,B,A,B,...) and the report uses medians: a noisy stretch then hurts
@@ -35,6 +37,7 @@ type config struct {
 	out      string        // also write the markdown report here
 	sidecar  string        // prebuilt sidecar binary; "" = build from source
 	apiOnly  bool          // only the API latency section (no kernel, quick)
+	webhook  bool          // only the admission webhook section (no kernel, quick)
 }
 
 func main() {
@@ -70,6 +73,7 @@ func parseFlags(args []string) (config, error) {
 	fs.IntVar(&cfg.trials, "trials", 3, "trials per side; sides alternate without/with")
 	fs.StringVar(&cfg.out, "out", "", "also write the markdown report to this file")
 	fs.BoolVar(&cfg.apiOnly, "api-only", false, "run only the API latency benchmark")
+	fs.BoolVar(&cfg.webhook, "webhook-only", false, "run only the admission webhook benchmark")
 	fs.StringVar(&cfg.sidecar, "sidecar", "", "prebuilt tracecam-sidecar binary (default: go build ./cmd/tracecam-sidecar into a temp dir)")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
@@ -87,6 +91,21 @@ func parseFlags(args []string) (config, error) {
 }
 
 func run(ctx context.Context, cfg config, cl *cleaner) error {
+	if cfg.webhook {
+		work, err := os.MkdirTemp("", "tracecam-bench-")
+		if err != nil {
+			return fmt.Errorf("creating work dir: %w", err)
+		}
+		cl.add(func() { os.RemoveAll(work) })
+		wb, err := runWebhookBench(ctx, cl, work)
+		if err != nil {
+			return err
+		}
+		var b strings.Builder
+		writeWebhookBench(&b, wb)
+		fmt.Print(b.String())
+		return nil
+	}
 	if cfg.apiOnly {
 		lat, err := runAPILatency(ctx)
 		if err != nil {
@@ -139,10 +158,16 @@ func run(ctx context.Context, cfg config, cl *cleaner) error {
 		return fmt.Errorf("redis benchmark: %w", err)
 	}
 
+	wb, err := runWebhookBench(ctx, cl, work)
+	if err != nil {
+		return fmt.Errorf("webhook benchmark: %w", err)
+	}
+
 	report := renderReport(host, cfg, tp, tax)
 	var b strings.Builder
 	writeAPILatency(&b, lat)
 	writeRedisBench(&b, rb)
+	writeWebhookBench(&b, wb)
 	report += b.String()
 	fmt.Print(report)
 	if cfg.out != "" {
