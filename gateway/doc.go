@@ -1,5 +1,5 @@
 // Package gateway is the REST shell of the tracecam API: the generated
-// grpc-gateway routes (GET /v1/traces/{trace_id}, /v1/profiles,
+// grpc-gateway routes (GET /v1/traces/{trace_id}, /v1/profiles, /v1/baselines,
 // /v1/status) served in-process from a tracecamv1.ProfilerServer, plus the
 // parts the generated code leaves to its user.
 //

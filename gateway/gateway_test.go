@@ -60,6 +60,14 @@ func slowProfile() *profile.Profile {
 			Cause:    profile.CauseNet,
 			Summary:  "waited 192.1ms on 10.96.14.2:9000",
 			Evidence: []string{"net is 96% of the request"},
+			Deviation: &profile.Deviation{
+				Verdict: profile.VerdictDeviates, Category: profile.Net,
+				ActualNS: 205 * ms, TypicalNS: 8 * ms, ExcessNS: 197 * ms, TotalExcessNS: 199 * ms,
+			},
+		},
+		Baseline: &profile.Baseline{
+			Method: "GET", Route: "/downstream", Samples: 240, Warm: true, DurationNS: 15 * ms, DurationP90NS: 19 * ms,
+			Breakdown: map[profile.Category]int64{profile.Net: 8 * ms, profile.CPU: 5 * ms, profile.Runq: 1 * ms}, DNSNS: 900 * us,
 		},
 	}
 }
@@ -78,8 +86,10 @@ func fastProfile() *profile.Profile {
 // shell, not the profiler.
 type fakeServer struct {
 	tracecamv1.UnimplementedProfilerServer
-	// got records the last ListProfiles request.
-	got *tracecamv1.ListProfilesRequest
+	// got records the last ListProfiles request, gotBaselines the last
+	// ListBaselines one.
+	got          *tracecamv1.ListProfilesRequest
+	gotBaselines *tracecamv1.ListBaselinesRequest
 }
 
 var traceIDRe = regexp.MustCompile(`^[0-9a-f]{32}$`)
@@ -112,6 +122,14 @@ func (f *fakeServer) ListProfiles(_ context.Context, req *tracecamv1.ListProfile
 	}
 	return &tracecamv1.ListProfilesResponse{Profiles: []*tracecamv1.Profile{
 		profilepb.ToProto(slowProfile()), profilepb.ToProto(fastProfile()),
+	}}, nil
+}
+
+func (f *fakeServer) ListBaselines(_ context.Context, req *tracecamv1.ListBaselinesRequest) (*tracecamv1.ListBaselinesResponse, error) {
+	f.gotBaselines = req
+	return &tracecamv1.ListBaselinesResponse{Window: "10m0s", MinSamples: 20, Baselines: []*tracecamv1.Baseline{
+		profilepb.BaselineToProto(slowProfile().Baseline),
+		{Method: "POST", Route: "/users/{id}/orders", Samples: 7, DurationNs: 3 * ms, DurationP90Ns: 4 * ms, Breakdown: map[string]int64{"cpu": 2 * ms}},
 	}}, nil
 }
 
@@ -298,13 +316,38 @@ func TestText(t *testing.T) {
 
 func TestQueryParameters(t *testing.T) {
 	h, srv := newTestHandler(t)
-	rec := do(t, h, "GET", "/v1/profiles?min_duration_ms=100&path=/api&limit=5&since=5m&unknown=1")
+	rec := do(t, h, "GET", "/v1/profiles?min_duration_ms=100&path=/api&limit=5&since=5m&cause=lock&unknown=1")
 	if rec.Code != http.StatusOK {
 		t.Fatalf("status %d: %s", rec.Code, rec.Body)
 	}
 	got := srv.got
-	if got.GetMinDurationMs() != 100 || got.GetPath() != "/api" || got.GetLimit() != 5 || got.GetSince() != "5m" {
+	if got.GetMinDurationMs() != 100 || got.GetPath() != "/api" || got.GetLimit() != 5 || got.GetSince() != "5m" || got.GetCause() != "lock" {
 		t.Errorf("server got %v", got)
+	}
+	rec = do(t, h, "GET", "/v1/baselines?method=GET&route=/users")
+	if rec.Code != http.StatusOK || srv.gotBaselines.GetMethod() != "GET" || srv.gotBaselines.GetRoute() != "/users" {
+		t.Errorf("baselines: %d, server got %v", rec.Code, srv.gotBaselines)
+	}
+}
+
+func TestBaselines(t *testing.T) {
+	h, _ := newTestHandler(t)
+	rec := do(t, h, "GET", "/v1/baselines")
+	if rec.Code != http.StatusOK {
+		t.Fatalf("status %d: %s", rec.Code, rec.Body)
+	}
+	body := decodeJSON(t, rec)
+	b := body["baselines"].([]any)[0].(map[string]any)
+	if b["route"] != "/downstream" || b["duration_ns"] != json.Number("15000000") || b["warm"] != true ||
+		b["breakdown"].(map[string]any)["net"] != json.Number("8000000") || body["min_samples"] != json.Number("20") {
+		t.Errorf("baselines JSON: %s", rec.Body)
+	}
+	rec = do(t, h, "GET", "/v1/baselines?format=text")
+	want := "baselines over the last 10m0s (medians; judged from 20 requests on)\n" +
+		"GET /downstream          240 requests  median 15.0 ms  p90 19.0 ms  net 8.0 ms, cpu 5.0 ms, runq 1.0 ms  (dns 0.9 ms)\n" +
+		"POST /users/{id}/orders  7 requests, warming up  median 3.0 ms  p90 4.0 ms  cpu 2.0 ms\n"
+	if rec.Code != http.StatusOK || rec.Body.String() != want {
+		t.Errorf("baselines text: %d\n%s\nwant\n%s", rec.Code, rec.Body, want)
 	}
 }
 

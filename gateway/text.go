@@ -38,6 +38,8 @@ const textMIME = "text/plain"
 //   - Profile: its camera view.
 //   - Status: one "key: value" line per field, maps flattened as
 //     "key.name: value" in key order, zero values included.
+//   - ListBaselinesResponse: one line per endpoint: requests in the
+//     window, median and p90 duration, the largest category medians.
 //   - Any other message: prototext.
 //
 // Strings from the wire are escaped so they cannot drive the terminal.
@@ -83,6 +85,8 @@ func (TextMarshaler) Marshal(v any) ([]byte, error) {
 		}
 	case *tracecamv1.Status:
 		writeStatus(&buf, m)
+	case *tracecamv1.ListBaselinesResponse:
+		writeBaselines(&buf, m)
 	case proto.Message:
 		b, err := prototext.MarshalOptions{Multiline: true}.Marshal(m)
 		if err != nil {
@@ -171,6 +175,45 @@ func writeStatus(w *bytes.Buffer, s *tracecamv1.Status) {
 	line("output_errors", s.GetOutputErrors())
 	line("redis", clean(s.GetRedis()))
 	line("segment_threshold", clean(s.GetSegmentThreshold()))
+}
+
+func writeBaselines(w *bytes.Buffer, r *tracecamv1.ListBaselinesResponse) {
+	if len(r.GetBaselines()) == 0 {
+		w.WriteString("no baselines\n")
+		return
+	}
+	fmt.Fprintf(w, "baselines over the last %s (medians; judged from %d requests on)\n", orDash(clean(r.GetWindow())), r.GetMinSamples())
+	width := 0
+	for _, b := range r.GetBaselines() {
+		width = max(width, len(clean(b.GetMethod()))+1+len(clean(b.GetRoute())))
+	}
+	for _, b := range r.GetBaselines() {
+		name := clean(b.GetMethod()) + " " + clean(b.GetRoute())
+		n := profile.Plural(int(b.GetSamples()), "request", "requests")
+		if !b.GetWarm() {
+			n += ", warming up"
+		}
+		line := fmt.Sprintf("%-*s  %s  median %s  p90 %s", width, name, n,
+			profile.FormatDuration(b.GetDurationNs()), profile.FormatDuration(b.GetDurationP90Ns()))
+		bd := make(map[profile.Category]int64, len(b.GetBreakdown()))
+		for c, ns := range b.GetBreakdown() {
+			bd[profile.Category(clean(c))] = ns
+		}
+		if parts := render.TopCategories(bd, 4); parts != "" {
+			line += "  " + parts
+		}
+		if b.GetDnsNs() > 0 {
+			line += "  (dns " + profile.FormatDuration(b.GetDnsNs()) + ")"
+		}
+		w.WriteString(line + "\n")
+	}
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }
 
 // clean escapes what would let a string from the wire move the cursor,

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/tracecam/tracecam/sidecar/agent"
+	"github.com/tracecam/tracecam/sidecar/metrics"
 	"github.com/tracecam/tracecam/sidecar/rediscache"
 )
 
@@ -67,6 +68,8 @@ func run() error {
 	pprofOn := fs.Bool("pprof", envDefault("pprof", "") == "true", "serve Go profiling at /debug/pprof/ on the HTTP port")
 	podUID := fs.String("pod-uid", envDefault("pod-uid", os.Getenv("POD_UID")), "pod UID: finds the pod's cgroup when a private cgroup namespace hides it")
 	logLevel := fs.String("log-level", envDefault("log-level", "info"), "debug, info, warn or error")
+	maxRoutesS := fs.String("max-routes", envDefault("max-routes", strconv.Itoa(metrics.DefaultMaxRoutes)), "endpoints (method and normalised route) tracked one by one in /metrics and baselines; further ones are counted under route \"other\"")
+	baselineWindow := fs.Duration("baseline-window", envDuration("baseline-window", metrics.DefaultWindow), "span endpoint baselines are learned over (two halves, the older dropped as a new one starts)")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -99,6 +102,14 @@ func run() error {
 	debug.SetGCPercent(400)
 	debug.SetMemoryLimit(256 << 20)
 
+	maxRoutes, err := strconv.Atoi(*maxRoutesS)
+	if err != nil || maxRoutes <= 0 {
+		return fmt.Errorf("--max-routes %q: want a positive integer", *maxRoutesS)
+	}
+	if *baselineWindow < 2*time.Second {
+		return fmt.Errorf("--baseline-window %v: want at least 2s", *baselineWindow)
+	}
+
 	ring, err := strconv.ParseUint(*ringS, 10, 32)
 	if err != nil {
 		return fmt.Errorf("--ring-buffer-size %q: want a number of bytes", *ringS)
@@ -122,7 +133,7 @@ func run() error {
 	a, err := agent.Start(agent.Config{
 		Cgroup: *cg, Output: *output, HTTPAddr: *httpAddr, GRPCAddr: *grpcAddr, SegmentThreshold: thr,
 		StoreSize: size, Pod: *pod, Namespace: *ns, PodUID: *podUID, Pprof: *pprofOn,
-		RingBufferSize: uint32(ring), Redis: redisCfg,
+		RingBufferSize: uint32(ring), Redis: redisCfg, MaxRoutes: maxRoutes, BaselineWindow: *baselineWindow,
 	})
 	if err != nil {
 		return err

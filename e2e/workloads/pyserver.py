@@ -17,6 +17,10 @@ Endpoints (all reply with Content-Length, keep-alive works):
     GET  /sleep?ms=150          time.sleep (clock_nanosleep)
     GET  /fsync?n=20&kb=64      n x (write kb KiB to DATA_DIR/fsync.log + fsync)
     GET  /lock?ms=200           block on a threading.Lock held ~ms by "lock-holder"
+    GET  /work?sleep_ms=40&cpu_ms=2&lock_ms=0
+                                a steady endpoint (cpu burn, then sleep) into which
+                                a fault can be injected: lock_ms > 0 then blocks on
+                                a lock held ~lock_ms by "fault-holder"
     GET  /downstream?ms=200     TCP round trip to --downstream (slowserver.py)
     GET  /dns?name=x&server=h:p UDP DNS A query, replies with the rcode
     GET  /fast                  immediate reply
@@ -120,6 +124,37 @@ def do_lock(ms):
     waited = (time.monotonic() - t0) * 1000.0
     LOCK.release()
     t.join()
+    return waited
+
+
+WORK_LOCK = threading.Lock()  # /work's fault, apart from /lock's LOCK
+
+
+def fault_holder(ms, held):
+    set_os_thread_name("fault-holder")
+    with WORK_LOCK:
+        held.set()
+        time.sleep(ms / 1000.0)
+
+
+def do_work(sleep_ms, cpu_ms, lock_ms):
+    """The steady endpoint: cpu_ms of CPU, then sleep_ms asleep; with
+    lock_ms > 0, then a wait of ~lock_ms on a lock another thread holds."""
+    if cpu_ms > 0:
+        burn_cpu(cpu_ms)
+    if sleep_ms > 0:
+        time.sleep(sleep_ms / 1000.0)
+    waited = 0.0
+    if lock_ms > 0:
+        held = threading.Event()
+        t = threading.Thread(target=fault_holder, args=(lock_ms, held), name="fault-holder", daemon=True)
+        t.start()
+        held.wait(2.0)  # the holder owns WORK_LOCK once this returns
+        t0 = time.monotonic()
+        WORK_LOCK.acquire()  # futex wait until the holder lets go
+        waited = (time.monotonic() - t0) * 1000.0
+        WORK_LOCK.release()
+        t.join()
     return waited
 
 
@@ -268,6 +303,9 @@ class Handler(BaseHTTPRequestHandler):
                 ms = self.qint(q, "ms", 200)
                 waited = do_lock(ms)
                 self.reply(200, "lock ms=%d waited_ms=%.1f" % (ms, waited))
+            elif path == "/work":
+                waited = do_work(self.qint(q, "sleep_ms", 40), self.qint(q, "cpu_ms", 2), self.qint(q, "lock_ms", 0))
+                self.reply(200, "work lock_waited_ms=%.1f" % waited)
             elif path == "/downstream":
                 ms = self.qint(q, "ms", 200)
                 if self.server.downstream is None:

@@ -31,6 +31,7 @@ import (
 	"github.com/tracecam/tracecam/sidecar/cgroup"
 	"github.com/tracecam/tracecam/sidecar/diagnose"
 	"github.com/tracecam/tracecam/sidecar/event"
+	"github.com/tracecam/tracecam/sidecar/metrics"
 	"github.com/tracecam/tracecam/sidecar/profile"
 	"github.com/tracecam/tracecam/sidecar/rediscache"
 	"github.com/tracecam/tracecam/sidecar/render"
@@ -62,6 +63,11 @@ type Config struct {
 	PodUID    string
 	Container string
 	Stdout    io.Writer
+	// MaxRoutes caps the endpoints tracked one by one in /metrics and
+	// baselines (default metrics.DefaultMaxRoutes); BaselineWindow is the
+	// span baselines are learned over (default metrics.DefaultWindow).
+	MaxRoutes      int
+	BaselineWindow time.Duration
 }
 
 // Agent is a running sidecar.
@@ -72,6 +78,9 @@ type Agent struct {
 	asm    *assemble.Assembler
 	Store  *store.Ring
 	hub    *api.Hub
+	// rec sums profiles per endpoint (the north-star metrics) and learns
+	// their baselines.
+	rec *metrics.Recorder
 
 	mu       sync.Mutex // guards asm and the stdout writer
 	ready    atomic.Bool
@@ -111,7 +120,10 @@ func Start(cfg Config) (*Agent, error) {
 		return nil, err
 	}
 	slog.Info("probes attached", "count", len(cam.Probes()), "probes", cam.Probes())
-	a := &Agent{cfg: cfg, target: target, cam: cam, Store: store.NewRing(cfg.StoreSize), hub: api.NewHub()}
+	a := &Agent{
+		cfg: cfg, target: target, cam: cam, Store: store.NewRing(cfg.StoreSize), hub: api.NewHub(),
+		rec: metrics.New(metrics.Config{MaxRoutes: cfg.MaxRoutes, Window: cfg.BaselineWindow}),
+	}
 	if cfg.Redis != nil {
 		c, err := rediscache.New(*cfg.Redis)
 		if err != nil {
@@ -141,7 +153,7 @@ func Start(cfg Config) (*Agent, error) {
 // the HTTP server (the same service as REST through grpc-gateway, plus
 // health, readiness, metrics and the OpenAPI document).
 func (a *Agent) serve() error {
-	srv := &api.Server{Store: a.Store, Hub: a.hub, Status: a.Status}
+	srv := &api.Server{Store: a.Store, Hub: a.hub, Status: a.Status, Baselines: a.rec}
 	if a.cache != nil {
 		srv.Remote = a.cache
 	}
@@ -262,6 +274,9 @@ func procFileName(pid uint32, fd int32, ino uint64) string {
 const EagerDiagnosis = 10 * time.Millisecond
 
 func (a *Agent) onProfile(p *profile.Profile) {
+	// First: it attaches the endpoint's baseline, which the diagnosis
+	// compares the request with.
+	a.rec.Observe(p)
 	if a.cfg.Output != "none" || p.DurationNS >= EagerDiagnosis.Nanoseconds() {
 		p.Diagnosis = diagnose.Diagnose(p)
 	}
@@ -458,48 +473,13 @@ func (a *Agent) handler(srv *api.Server) (http.Handler, error) {
 			}
 			io.WriteString(w, "ready\n")
 		}),
-		"/metrics": http.HandlerFunc(a.metrics),
+		"/metrics": metricsHandler(newRegistry(&health{
+			status: a.Status, ring: a.cam.RingUsage, watchDropped: a.hub.Dropped,
+		}, a.rec)),
 	}
 	if a.cfg.Pprof {
 		extra["/debug/pprof/"] = http.HandlerFunc(pprof.Index)
 		extra["/debug/pprof/profile"] = http.HandlerFunc(pprof.Profile)
 	}
 	return gateway.Handler(mux, extra), nil
-}
-
-func (a *Agent) metrics(w http.ResponseWriter, r *http.Request) {
-	st := a.Status()
-	w.Header().Set("Content-Type", "text/plain; version=0.0.4")
-	var b strings.Builder
-	b.WriteString("# HELP tracecam_events_total Kernel events delivered, by type.\n# TYPE tracecam_events_total counter\n")
-	for i := 1; i < len(typeNames); i++ {
-		fmt.Fprintf(&b, "tracecam_events_total{type=%q} %d\n", typeNames[i], st.EventsSeen[typeNames[i]])
-	}
-	b.WriteString("# HELP tracecam_events_lost_total Kernel events lost (ring buffer full), by type.\n# TYPE tracecam_events_lost_total counter\n")
-	for i := 1; i < len(typeNames); i++ {
-		fmt.Fprintf(&b, "tracecam_events_lost_total{type=%q} %d\n", typeNames[i], st.EventsLost[typeNames[i]])
-	}
-	c := st.Assembler
-	for _, m := range []struct {
-		name, help string
-		v          uint64
-	}{
-		{"tracecam_profiles_total", "Request profiles completed.", c.Profiles},
-		{"tracecam_profiles_partial_total", "Profiles marked partial.", c.Partial},
-		{"tracecam_requests_dropped_stale_total", "Requests dropped without a response.", c.DroppedStale},
-		{"tracecam_requests_incomplete_total", "Connections that ended before a response.", c.Incomplete},
-		{"tracecam_connections_evicted_total", "Connections evicted past the tracking limit.", c.DroppedConns},
-		{"tracecam_segments_evicted_total", "Segments evicted past the per-thread limit.", c.DroppedSegments},
-		{"tracecam_parse_errors_total", "HTTP heads that did not parse.", c.ParseErrors},
-		{"tracecam_decode_errors_total", "Kernel records that did not decode.", c.DecodeErrors},
-		{"tracecam_output_errors_total", "Profiles that could not be written to stdout.", st.OutputErrors},
-		{"tracecam_watch_dropped_total", "Profiles a slow WatchProfiles client missed.", a.hub.Dropped()},
-		{"tracecam_redis_written_total", "Profiles written to Redis.", st.GetRedisStats().GetWritten()},
-		{"tracecam_redis_dropped_queue_full_total", "Profiles not written to Redis: write queue full.", st.GetRedisStats().GetDroppedQueueFull()},
-		{"tracecam_redis_dropped_write_errors_total", "Profiles not written to Redis: their batch failed.", st.GetRedisStats().GetDroppedWriteErrors()},
-	} {
-		fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s counter\n%s %d\n", m.name, m.help, m.name, m.name, m.v)
-	}
-	fmt.Fprintf(&b, "# TYPE tracecam_profiles_stored gauge\ntracecam_profiles_stored %d\n", st.ProfilesStored)
-	io.WriteString(w, b.String())
 }

@@ -31,6 +31,13 @@ type Remote interface {
 	Lookup(ctx context.Context, traceID string) ([]*profile.Profile, error)
 }
 
+// Baselines are the endpoints' learned baselines (the metrics recorder).
+type Baselines interface {
+	Baselines() []*profile.Baseline
+	// Window is the span baselines are learned over.
+	Window() time.Duration
+}
+
 // Server is the Profiler service.
 type Server struct {
 	tracecamv1.UnimplementedProfilerServer
@@ -39,6 +46,8 @@ type Server struct {
 	Remote Remote
 	Hub    *Hub
 	Status func() *tracecamv1.Status
+	// Baselines, when set, is the source of ListBaselines.
+	Baselines Baselines
 	// Now is the clock for "since" (default time.Now).
 	Now func() time.Time
 
@@ -128,6 +137,25 @@ func (s *Server) ListProfiles(ctx context.Context, req *tracecamv1.ListProfilesR
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
 	return &tracecamv1.ListProfilesResponse{Profiles: toProto(s.Store.List(q))}, nil
+}
+
+// ListBaselines returns the endpoints' baselines, by route then method.
+func (s *Server) ListBaselines(ctx context.Context, req *tracecamv1.ListBaselinesRequest) (*tracecamv1.ListBaselinesResponse, error) {
+	if f := req.GetFormat(); f != "" && f != "text" && f != "json" {
+		return nil, status.Errorf(codes.InvalidArgument, "format %q: want text or json", f)
+	}
+	resp := &tracecamv1.ListBaselinesResponse{MinSamples: profile.BaselineMinSamples}
+	if s.Baselines == nil {
+		return resp, nil
+	}
+	resp.Window = s.Baselines.Window().String()
+	method, prefix := req.GetMethod(), req.GetRoute()
+	for _, b := range s.Baselines.Baselines() {
+		if (method == "" || strings.EqualFold(b.Method, method)) && strings.HasPrefix(b.Route, prefix) {
+			resp.Baselines = append(resp.Baselines, profilepb.BaselineToProto(b))
+		}
+	}
+	return resp, nil
 }
 
 // GetStatus reports the sidecar's state.
@@ -224,7 +252,23 @@ func ParseListQuery(req *tracecamv1.ListProfilesRequest, now time.Time) (store.Q
 	if f := req.GetFormat(); f != "" && f != "text" && f != "json" {
 		return q, fmt.Errorf("format %q: want text or json", f)
 	}
+	if c := profile.Cause(req.GetCause()); c != "" {
+		if !causes[c] {
+			return q, fmt.Errorf("cause %q: want one of %s", c, causeList)
+		}
+		q.Match = func(p *profile.Profile) bool { return CauseOf(p) == c }
+	}
 	return q, nil
+}
+
+// CauseOf is p's diagnosed cause: the one it carries, else the one
+// Diagnose would give it (computed without diagnosing, so filtering a full
+// store stays cheap).
+func CauseOf(p *profile.Profile) profile.Cause {
+	if p.Diagnosis.Cause != "" {
+		return p.Diagnosis.Cause
+	}
+	return diagnose.Cause(p)
 }
 
 // ParseSince reads "5m" (that long ago) or an RFC 3339 time.
@@ -255,6 +299,8 @@ var causes = map[profile.Cause]bool{
 	profile.CauseQueue: true, profile.CauseSleep: true, profile.CauseUnknown: true,
 }
 
+const causeList = "cpu, runq, net, dns, tcp_window, file, lock, gc, queue, sleep, unknown"
+
 // ParseWatchFilter checks a watch request.
 func ParseWatchFilter(req *tracecamv1.WatchProfilesRequest) (WatchFilter, error) {
 	f := WatchFilter{PathPrefix: req.GetPathPrefix(), Cause: profile.Cause(req.GetCause())}
@@ -264,7 +310,7 @@ func ParseWatchFilter(req *tracecamv1.WatchProfilesRequest) (WatchFilter, error)
 		f.MinDuration = time.Duration(ms) * time.Millisecond
 	}
 	if f.Cause != "" && !causes[f.Cause] {
-		return f, fmt.Errorf("cause %q: want one of cpu, runq, net, dns, tcp_window, file, lock, gc, queue, sleep, unknown", f.Cause)
+		return f, fmt.Errorf("cause %q: want one of %s", f.Cause, causeList)
 	}
 	return f, nil
 }

@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -58,6 +59,7 @@ func TestParseListQuery(t *testing.T) {
 		{"bad since", &tracecamv1.ListProfilesRequest{Since: "yesterday"}, store.Query{}, "since"},
 		{"negative since", &tracecamv1.ListProfilesRequest{Since: "-5m"}, store.Query{}, "since"},
 		{"bad format", &tracecamv1.ListProfilesRequest{Format: "xml"}, store.Query{}, "format"},
+		{"bad cause", &tracecamv1.ListProfilesRequest{Cause: "bogus"}, store.Query{}, "cause"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -68,10 +70,69 @@ func TestParseListQuery(t *testing.T) {
 				}
 				return
 			}
-			if err != nil || got != tc.want {
+			if got.Match != nil {
+				t.Error("a filter without cause matches on something")
+			}
+			if err != nil || !reflect.DeepEqual(got, tc.want) {
 				t.Fatalf("got %+v, %v; want %+v", got, err, tc.want)
 			}
 		})
+	}
+}
+
+func TestListProfilesByCause(t *testing.T) {
+	st := store.NewRing(10)
+	lock := map[profile.Category]int64{profile.Lock: 300e6, profile.CPU: 1e6}
+	st.Add(&profile.Profile{TraceID: "a", Path: "/x", DurationNS: 301e6, StartTime: now.Add(-time.Minute), Breakdown: lock})
+	st.Add(&profile.Profile{TraceID: "b", Path: "/x", DurationNS: 2e6, StartTime: now.Add(-time.Minute), Breakdown: map[profile.Category]int64{profile.CPU: 2e6}})
+	st.Add(&profile.Profile{TraceID: "c", Path: "/x", DurationNS: 301e6, StartTime: now.Add(-time.Hour), Breakdown: lock})
+	// Diagnosed already (as slow profiles are when they complete): its
+	// cause is the one it carries.
+	st.Add(&profile.Profile{TraceID: "d", Path: "/y", DurationNS: 5e6, StartTime: now, Breakdown: map[profile.Category]int64{profile.CPU: 5e6},
+		Diagnosis: profile.Diagnosis{Cause: profile.CauseLock}})
+	// On a sleeping endpoint, the lock wait is what deviates.
+	st.Add(&profile.Profile{TraceID: "e", Path: "/z", DurationNS: 350e6, StartTime: now, Breakdown: map[profile.Category]int64{profile.Sleep: 200e6, profile.Lock: 150e6},
+		Baseline: &profile.Baseline{Warm: true, Samples: 50, DurationNS: 200e6, Breakdown: map[profile.Category]int64{profile.Sleep: 200e6}}})
+	s := &Server{Store: st, Hub: NewHub(), Now: func() time.Time { return now }}
+	resp, err := s.ListProfiles(context.Background(), &tracecamv1.ListProfilesRequest{Cause: "lock", Since: "10m"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, p := range resp.GetProfiles() {
+		ids = append(ids, p.GetTraceId()+"="+p.GetDiagnosis().GetCause())
+	}
+	if got := strings.Join(ids, " "); got != "e=lock a=lock d=lock" {
+		t.Errorf("cause=lock since=10m: %s, want e, a, d", got)
+	}
+}
+
+type fakeBaselines []*profile.Baseline
+
+func (f fakeBaselines) Baselines() []*profile.Baseline { return f }
+func (fakeBaselines) Window() time.Duration            { return 10 * time.Minute }
+
+func TestListBaselines(t *testing.T) {
+	ctx := context.Background()
+	s := &Server{Store: store.NewRing(1), Hub: NewHub()}
+	resp, err := s.ListBaselines(ctx, &tracecamv1.ListBaselinesRequest{})
+	if err != nil || len(resp.GetBaselines()) != 0 || resp.GetMinSamples() != profile.BaselineMinSamples {
+		t.Fatalf("without a source: %v, %v", resp, err)
+	}
+	s.Baselines = fakeBaselines{
+		{Method: "GET", Route: "/users/{id}", Samples: 30, Warm: true, DurationNS: 5e6, Breakdown: map[profile.Category]int64{profile.CPU: 4e6}},
+		{Method: "POST", Route: "/users/{id}", Samples: 3},
+		{Method: "GET", Route: "/health", Samples: 100, Warm: true},
+	}
+	resp, err = s.ListBaselines(ctx, &tracecamv1.ListBaselinesRequest{Method: "get", Route: "/users"})
+	if err != nil || len(resp.GetBaselines()) != 1 || resp.GetWindow() != "10m0s" {
+		t.Fatalf("GET /users: %v, %v", resp, err)
+	}
+	if b := resp.GetBaselines()[0]; b.GetRoute() != "/users/{id}" || b.GetBreakdown()["cpu"] != 4e6 || !b.GetWarm() {
+		t.Errorf("baseline %v", b)
+	}
+	if _, err := s.ListBaselines(ctx, &tracecamv1.ListBaselinesRequest{Format: "yaml"}); status.Code(err) != codes.InvalidArgument {
+		t.Errorf("bad format: %v", err)
 	}
 }
 

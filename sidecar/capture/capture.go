@@ -47,6 +47,9 @@ type Camera struct {
 	probes []string
 
 	closeOnce sync.Once
+	// mu keeps Close from unmapping the ring while RingUsage reads it.
+	mu     sync.RWMutex
+	closed bool
 }
 
 // Check reports, in one line, what this host lacks to run the camera.
@@ -200,9 +203,23 @@ func (c *Camera) Stats() (Stats, error) {
 	return s, nil
 }
 
+// RingUsage says how full the kernel→user ring buffer is: bytes waiting to
+// be read, and its size. ok is false once the camera is closed.
+func (c *Camera) RingUsage() (used, size int, ok bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if c.closed || c.reader == nil {
+		return 0, 0, false
+	}
+	return c.reader.AvailableBytes(), c.reader.BufferSize(), true
+}
+
 // Close detaches everything and frees the maps.
 func (c *Camera) Close() error {
 	c.closeOnce.Do(func() {
+		c.mu.Lock()
+		c.closed = true
+		c.mu.Unlock()
 		if c.reader != nil {
 			c.reader.Close()
 		}

@@ -75,8 +75,17 @@ func Diagnose(p *profile.Profile) profile.Diagnosis {
 	// A partial capture can leave the breakdown summing to more than the
 	// measured duration; using the larger keeps every share ≤ 100%.
 	denom := max(p.DurationNS, total)
+	dev, hasDev := Compare(p)
+	if hasDev {
+		switch dev.Verdict {
+		case profile.VerdictDeviates:
+			return deviating(p, shares, denom, dev)
+		case profile.VerdictProportional:
+			return proportional(p, shares, denom, dev)
+		}
+	}
 	top := shares[0]
-	f := analyze(p, top)
+	f := analyze(p, top, 0)
 
 	summary := fmt.Sprintf("%s: %s (%s) %s", f.label, profile.FormatDuration(top.ns), profile.FormatPercent(top.ns, denom), f.phrase)
 	if top.ns*1000 < denom*dominantPermille {
@@ -88,9 +97,19 @@ func Diagnose(p *profile.Profile) profile.Diagnosis {
 	if p.Partial {
 		room--
 	}
+	if hasDev {
+		room--
+	}
 	evidence = append(evidence, f.details[:min(len(f.details), room, maxSegmentEvidence)]...)
 	evidence = append(evidence, f.count)
-	return profile.Diagnosis{Cause: f.cause, Summary: summary, Evidence: withPartial(p, evidence)}
+	var devPtr *profile.Deviation
+	if hasDev {
+		// Typical or warming up: the usual rules decide, the baseline only
+		// says the request is not out of line (or cannot say yet).
+		evidence = append(evidence, baselineNote(p, dev))
+		devPtr = &dev
+	}
+	return profile.Diagnosis{Cause: f.cause, Summary: summary, Evidence: withPartial(p, evidence), Deviation: devPtr}
 }
 
 // withPartial appends the partial-capture note, because a diagnosis from a
@@ -155,14 +174,17 @@ func shareLine(shares []share, denom int64, n int) string {
 	return strings.Join(parts, ", ")
 }
 
-func analyze(p *profile.Profile, top share) finding {
+// analyze explains the time top.ns of category top.cat (the dominant one,
+// or the one holding the excess over the baseline, whose typical DNS time
+// is dnsTypical).
+func analyze(p *profile.Profile, top share, dnsTypical int64) finding {
 	switch top.cat {
 	case profile.CPU:
 		return cpuFinding(p)
 	case profile.Runq:
 		return runqFinding(p)
 	case profile.Net:
-		if f, ok := dnsFinding(p, top); ok {
+		if f, ok := dnsFinding(p, top, dnsTypical); ok {
 			return f
 		}
 		return netFinding(p)
@@ -180,7 +202,7 @@ func analyze(p *profile.Profile, top share) finding {
 			count:  "the request was not being served yet: the worker pool or accept queue is saturated",
 		}
 	case profile.Epoll:
-		return epollFinding(p, top)
+		return epollFinding(p, top, dnsTypical)
 	case profile.Other:
 		return otherFinding(p)
 	}
@@ -348,14 +370,15 @@ func netFinding(p *profile.Profile) finding {
 }
 
 // dnsFinding applies the dns refinement: lookups that take at least half the
-// time blamed on the network are the network problem.
-func dnsFinding(p *profile.Profile, top share) (finding, bool) {
+// time blamed on the network (beyond their typical time, dnsTypical, when
+// that time is an excess over the baseline) are the network problem.
+func dnsFinding(p *profile.Profile, top share, dnsTypical int64) (finding, bool) {
+	if !isDNS(p, top.ns, dnsTypical) {
+		return finding{}, false
+	}
 	var total int64
 	for _, q := range p.DNS {
 		total += q.LatencyNS
-	}
-	if len(p.DNS) == 0 || total*2 < top.ns {
-		return finding{}, false
 	}
 	type nameAgg struct {
 		name    string
@@ -533,7 +556,7 @@ func sleepFinding(p *profile.Profile) finding {
 	return f
 }
 
-func epollFinding(p *profile.Profile, top share) finding {
+func epollFinding(p *profile.Profile, top share, dnsTypical int64) finding {
 	segs := segmentsOf(p, profile.Epoll)
 	syscall := "epoll"
 	if groups := group(segs, func(s profile.Segment) string { return s.Syscall }); len(groups) > 0 && groups[0].key != "" {
@@ -549,7 +572,7 @@ func epollFinding(p *profile.Profile, top share) finding {
 			count:   segCount(segs, profile.Epoll) + "; the thread waited on nothing tracecam can name",
 		}
 	}
-	if f, ok := dnsFinding(p, top); ok {
+	if f, ok := dnsFinding(p, top, dnsTypical); ok {
 		return f
 	}
 	return finding{

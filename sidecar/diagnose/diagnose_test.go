@@ -311,6 +311,9 @@ func TestDiagnose(t *testing.T) {
 			if got.Cause != tt.cause {
 				t.Errorf("cause = %q, want %q (summary %q)", got.Cause, tt.cause, got.Summary)
 			}
+			if c := Cause(tt.p); c != got.Cause {
+				t.Errorf("Cause() = %q, Diagnose().Cause = %q", c, got.Cause)
+			}
 			if tt.summary != "" && got.Summary != tt.summary {
 				t.Errorf("summary\n got %q\nwant %q", got.Summary, tt.summary)
 			}

@@ -65,4 +65,30 @@
 // Shares are computed against the request duration (or the breakdown's sum,
 // if a partial capture made that larger), so the percentages printed in a
 // summary match the ones in the breakdown.
+//
+// # Against the baseline
+//
+// A profile may carry its endpoint's baseline (profile.Baseline: medians of
+// recent requests, learned by sidecar/metrics). Then the diagnosis also
+// compares the request with it ([Compare]) — step 3 of the drill:
+//
+//   - With fewer than profile.BaselineMinSamples samples the verdict is
+//     warming_up, and the rules above decide alone.
+//   - A request under 1.5× the median duration, or less than 1 ms over it,
+//     is typical: the rules above decide, and the evidence says it is as
+//     usual.
+//   - Otherwise each category's excess is its time above its median. The
+//     category holding the most excess decides the cause (with the same
+//     refinements: dns when the lookups, above their median, hold half the
+//     net excess; epoll only with a downstream peer), even when another
+//     category is larger: "lock 412.0 ms vs typical 3.0 ms (+409.0 ms) —
+//     93% of the excess". Below half of the excess, the summary is mixed.
+//   - Unless the excess is spread like the typical request's time (total
+//     variation distance ≤ 0.25) and no category holds 80% of it: then the
+//     request is the usual request, only slower — proportional, cause
+//     unknown, and the summary says so instead of blaming the largest
+//     category.
+//
+// [Cause] gives Diagnose's cause without building the text (and without
+// allocating), so the sidecar can count causes for every request.
 package diagnose

@@ -85,6 +85,12 @@ type Profile struct {
 	// the request could not be observed whole; PartialReason says why.
 	Partial       bool   `json:"partial"`
 	PartialReason string `json:"partial_reason,omitempty"`
+
+	// Baseline is what the endpoint's requests typically looked like just
+	// before this one (learned by the sidecar, sidecar/metrics); nil when
+	// the endpoint is not tracked. It is shared between profiles: never
+	// modify it.
+	Baseline *Baseline `json:"baseline,omitempty"`
 }
 
 // Segment is one wait of the serving thread longer than the segment
@@ -146,4 +152,67 @@ type Diagnosis struct {
 	Cause    Cause    `json:"cause"`
 	Summary  string   `json:"summary"`
 	Evidence []string `json:"evidence"`
+	// Deviation compares the request with its endpoint's baseline; nil when
+	// the profile carries no baseline.
+	Deviation *Deviation `json:"deviation,omitempty"`
+}
+
+// BaselineMinSamples is how many requests an endpoint's baseline must have
+// seen (in its window) before a request is judged against it: fewer, and a
+// median says little.
+const BaselineMinSamples = 20
+
+// Baseline is the typical request of one endpoint (method and normalised
+// route): medians over a sliding window of recent requests, robust to the
+// slow outliers it is meant to reveal. The per-category medians do not sum
+// to the median duration; each says what that category typically holds.
+type Baseline struct {
+	Method string `json:"method"`
+	Route  string `json:"route"`
+	// Samples is the number of requests in the window it was computed from.
+	Samples int64 `json:"samples"`
+	// Warm is true from BaselineMinSamples samples on: only then is a
+	// request judged against the baseline.
+	Warm bool `json:"warm"`
+	// DurationNS is the median duration, DurationP90NS the 90th percentile.
+	DurationNS    int64 `json:"duration_ns"`
+	DurationP90NS int64 `json:"duration_p90_ns"`
+	// Breakdown holds the median time of each category (categories whose
+	// median is zero are left out).
+	Breakdown map[Category]int64 `json:"breakdown"`
+	// DNSNS is the median time spent in DNS lookups (part of net or epoll).
+	DNSNS int64 `json:"dns_ns"`
+}
+
+// Verdict is how a request compares with its endpoint's baseline.
+type Verdict string
+
+// Verdicts.
+const (
+	// VerdictWarmingUp: the baseline has too few samples to judge.
+	VerdictWarmingUp Verdict = "warming_up"
+	// VerdictTypical: the request is not markedly slower than usual.
+	VerdictTypical Verdict = "typical"
+	// VerdictDeviates: slower than usual, and the excess sits in one
+	// category (Deviation.Category) more than the usual mix explains.
+	VerdictDeviates Verdict = "deviates"
+	// VerdictProportional: slower than usual with the usual mix: every
+	// category grew in proportion, none explains the excess alone.
+	VerdictProportional Verdict = "proportional"
+)
+
+// Deviation is what stands out when a request is compared with its
+// endpoint's baseline (step 3 of the drill).
+type Deviation struct {
+	Verdict Verdict `json:"verdict"`
+	// Category holds the largest part of the excess (set for deviates and
+	// proportional); ActualNS is its time in this request, TypicalNS its
+	// median, ExcessNS the difference.
+	Category  Category `json:"category,omitempty"`
+	ActualNS  int64    `json:"actual_ns"`
+	TypicalNS int64    `json:"typical_ns"`
+	ExcessNS  int64    `json:"excess_ns"`
+	// TotalExcessNS sums every category's time above its median: the
+	// share of the excess is ExcessNS / TotalExcessNS.
+	TotalExcessNS int64 `json:"total_excess_ns"`
 }

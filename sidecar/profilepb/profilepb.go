@@ -38,12 +38,14 @@ func ToProto(p *profile.Profile) *tracecamv1.Profile {
 		RequestBytes:     p.RequestBytes,
 		ResponseBytes:    p.ResponseBytes,
 		Diagnosis: &tracecamv1.Diagnosis{
-			Cause:    str(string(p.Diagnosis.Cause)),
-			Summary:  str(p.Diagnosis.Summary),
-			Evidence: strs(p.Diagnosis.Evidence),
+			Cause:     str(string(p.Diagnosis.Cause)),
+			Summary:   str(p.Diagnosis.Summary),
+			Evidence:  strs(p.Diagnosis.Evidence),
+			Deviation: deviationToProto(p.Diagnosis.Deviation),
 		},
 		Partial:       p.Partial,
 		PartialReason: str(p.PartialReason),
+		Baseline:      BaselineToProto(p.Baseline),
 	}
 	if !p.StartTime.IsZero() {
 		out.StartTime = timestamppb.New(p.StartTime)
@@ -138,12 +140,14 @@ func FromProto(p *tracecamv1.Profile) *profile.Profile {
 		RequestBytes:     p.GetRequestBytes(),
 		ResponseBytes:    p.GetResponseBytes(),
 		Diagnosis: profile.Diagnosis{
-			Cause:    profile.Cause(p.GetDiagnosis().GetCause()),
-			Summary:  p.GetDiagnosis().GetSummary(),
-			Evidence: copyStrs(p.GetDiagnosis().GetEvidence()),
+			Cause:     profile.Cause(p.GetDiagnosis().GetCause()),
+			Summary:   p.GetDiagnosis().GetSummary(),
+			Evidence:  copyStrs(p.GetDiagnosis().GetEvidence()),
+			Deviation: deviationFromProto(p.GetDiagnosis().GetDeviation()),
 		},
 		Partial:       p.GetPartial(),
 		PartialReason: p.GetPartialReason(),
+		Baseline:      BaselineFromProto(p.GetBaseline()),
 	}
 	if ts := p.GetStartTime(); ts != nil {
 		out.StartTime = time.Unix(ts.GetSeconds(), int64(ts.GetNanos())).UTC()
@@ -204,6 +208,62 @@ func FromProto(p *tracecamv1.Profile) *profile.Profile {
 		}
 	}
 	return out
+}
+
+// BaselineToProto returns the wire form of b; nil gives nil.
+func BaselineToProto(b *profile.Baseline) *tracecamv1.Baseline {
+	if b == nil {
+		return nil
+	}
+	out := &tracecamv1.Baseline{
+		Method: str(b.Method), Route: str(b.Route), Samples: b.Samples, Warm: b.Warm,
+		DurationNs: b.DurationNS, DurationP90Ns: b.DurationP90NS, DnsNs: b.DNSNS,
+	}
+	if len(b.Breakdown) > 0 {
+		out.Breakdown = make(map[string]int64, len(b.Breakdown))
+		for c, ns := range b.Breakdown {
+			out.Breakdown[str(string(c))] += ns
+		}
+	}
+	return out
+}
+
+// BaselineFromProto returns the in-memory form of b; nil gives nil.
+func BaselineFromProto(b *tracecamv1.Baseline) *profile.Baseline {
+	if b == nil {
+		return nil
+	}
+	out := &profile.Baseline{
+		Method: b.GetMethod(), Route: b.GetRoute(), Samples: b.GetSamples(), Warm: b.GetWarm(),
+		DurationNS: b.GetDurationNs(), DurationP90NS: b.GetDurationP90Ns(), DNSNS: b.GetDnsNs(),
+	}
+	if bd := b.GetBreakdown(); len(bd) > 0 {
+		out.Breakdown = make(map[profile.Category]int64, len(bd))
+		for c, ns := range bd {
+			out.Breakdown[profile.Category(c)] = ns
+		}
+	}
+	return out
+}
+
+func deviationToProto(d *profile.Deviation) *tracecamv1.Deviation {
+	if d == nil {
+		return nil
+	}
+	return &tracecamv1.Deviation{
+		Verdict: str(string(d.Verdict)), Category: str(string(d.Category)), ActualNs: d.ActualNS,
+		TypicalNs: d.TypicalNS, ExcessNs: d.ExcessNS, TotalExcessNs: d.TotalExcessNS,
+	}
+}
+
+func deviationFromProto(d *tracecamv1.Deviation) *profile.Deviation {
+	if d == nil {
+		return nil
+	}
+	return &profile.Deviation{
+		Verdict: profile.Verdict(d.GetVerdict()), Category: profile.Category(d.GetCategory()), ActualNS: d.GetActualNs(),
+		TypicalNS: d.GetTypicalNs(), ExcessNS: d.GetExcessNs(), TotalExcessNS: d.GetTotalExcessNs(),
+	}
 }
 
 // str makes s safe for a proto3 string field.

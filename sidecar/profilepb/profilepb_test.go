@@ -44,8 +44,15 @@ func full() *profile.Profile {
 			Peer: "10.96.14.2:9000", Protocol: "tcp", BytesSent: 120, BytesReceived: 2300,
 			WaitNS: 192 * ms, StartOffsetNS: 13 * ms, Calls: 4,
 		}},
-		Diagnosis: profile.Diagnosis{Cause: profile.CauseTCPWindow, Summary: "downstream slow", Evidence: []string{"a", "b"}},
-		Partial:   true, PartialReason: "ring buffer lost 12 events",
+		Diagnosis: profile.Diagnosis{Cause: profile.CauseTCPWindow, Summary: "downstream slow", Evidence: []string{"a", "b"},
+			Deviation: &profile.Deviation{
+				Verdict: profile.VerdictDeviates, Category: profile.Net, ActualNS: 205 * ms, TypicalNS: 5 * ms, ExcessNS: 200 * ms, TotalExcessNS: 204 * ms,
+			}},
+		Partial: true, PartialReason: "ring buffer lost 12 events",
+		Baseline: &profile.Baseline{
+			Method: "GET", Route: "/downstream", Samples: 240, Warm: true, DurationNS: 10 * ms, DurationP90NS: 14 * ms,
+			Breakdown: map[profile.Category]int64{profile.Net: 5 * ms, profile.CPU: 4 * ms}, DNSNS: 1 * ms,
+		},
 	}
 }
 
@@ -65,6 +72,12 @@ func TestFullCoversEveryField(t *testing.T) {
 			for i := range v.NumField() {
 				check(path+"."+v.Type().Field(i).Name, v.Field(i))
 			}
+		case reflect.Pointer:
+			if v.IsNil() {
+				t.Errorf("%s is nil", path)
+				return
+			}
+			check(path, v.Elem())
 		case reflect.Slice:
 			if v.Len() == 0 {
 				t.Errorf("%s is empty", path)

@@ -113,6 +113,20 @@ func fixtures() map[string]*profile.Profile {
 
 	fs["empty"] = &profile.Profile{TraceID: "deadbeef", Method: "GET", Path: "/", StatusCode: 200}
 
+	// Step 3 of the drill: a lock wait on an endpoint that usually sleeps,
+	// against the endpoint's baseline.
+	p = base("GET", "/work?sleep_ms=40&lock_ms=150", 200, 193_500*us)
+	p.Breakdown = map[profile.Category]int64{profile.Sleep: 40_100 * us, profile.Lock: 150_200 * us, profile.CPU: 2_400 * us, profile.Runq: 800 * us}
+	p.Timeline = []profile.Segment{
+		{Category: profile.Sleep, StartOffsetNS: 300 * us, DurationNS: 40_100 * us, Syscall: "clock_nanosleep"},
+		{Category: profile.Lock, StartOffsetNS: 41 * ms, DurationNS: 150_200 * us, Syscall: "futex", WakerTID: 1250, WakerName: "fault-holder", RunqNS: 300 * us},
+	}
+	p.Baseline = &profile.Baseline{
+		Method: "GET", Route: "/work", Samples: 240, Warm: true, DurationNS: 42_900 * us, DurationP90NS: 44 * ms,
+		Breakdown: map[profile.Category]int64{profile.Sleep: 40_100 * us, profile.CPU: 2_200 * us, profile.Runq: 300 * us}, DNSNS: 0,
+	}
+	fs["lock_baseline"] = p
+
 	for _, p := range fs {
 		p.Diagnosis = diagnose.Diagnose(p)
 	}

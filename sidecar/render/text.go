@@ -62,6 +62,7 @@ func TextWith(w io.Writer, p *profile.Profile, opts TextOptions) error {
 	t := &textView{opts: opts}
 	t.header(p)
 	t.cause(p)
+	t.typical(p)
 	t.breakdown(p)
 	t.timeline(p)
 	t.dns(p)
@@ -191,6 +192,41 @@ func (t *textView) breakdown(p *profile.Profile) {
 		bar := t.paint(ansiCyan, strings.Repeat("█", n))
 		t.line(5, fmt.Sprintf("%-6s%10s %4s  %s", clean(string(c)), profile.FormatDuration(ns), profile.FormatPercent(ns, denom), bar))
 	}
+}
+
+// typical puts the endpoint's baseline under the cause: what the request is
+// compared with.
+func (t *textView) typical(p *profile.Profile) {
+	b := p.Baseline
+	if b == nil {
+		return
+	}
+	name := clean(strings.TrimSpace(b.Method + " " + b.Route))
+	if !b.Warm {
+		t.line(3, fmt.Sprintf("typical  not known yet: %s has %d of the %d requests a baseline needs", name, b.Samples, profile.BaselineMinSamples))
+		return
+	}
+	s := fmt.Sprintf("typical  %s (p90 %s) for %s over %s", profile.FormatDuration(b.DurationNS), profile.FormatDuration(b.DurationP90NS),
+		name, profile.Plural(int(b.Samples), "request", "requests"))
+	if parts := TopCategories(b.Breakdown, 4); parts != "" {
+		s += ": " + parts
+	}
+	t.line(3, s)
+}
+
+// TopCategories lists the n largest entries of a breakdown ("sleep 20.1
+// ms, cpu 1.2 ms"), largest first, ties in display order.
+func TopCategories(b map[profile.Category]int64, n int) string {
+	cats := orderedCategories(b)
+	slices.SortStableFunc(cats, func(x, y profile.Category) int { return cmp.Compare(b[y], b[x]) })
+	var parts []string
+	for _, c := range cats {
+		if len(parts) == n || b[c] <= 0 {
+			break
+		}
+		parts = append(parts, clean(string(c))+" "+profile.FormatDuration(b[c]))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // orderedCategories lists the contract's categories in display order, then

@@ -66,6 +66,9 @@ type Query struct {
 	PathPrefix  string
 	Since       time.Time // zero: no bound
 	Limit       int       // <= 0: all
+	// Match, when set, must accept a profile too; it is called last, only
+	// for profiles that pass the other conditions.
+	Match func(*profile.Profile) bool
 }
 
 // List returns the matching profiles, slowest first. With a limit it keeps
@@ -77,7 +80,7 @@ func (r *Ring) List(q Query) []*profile.Profile {
 	r.mu.RLock()
 	for _, p := range r.buf {
 		if p == nil || p.DurationNS < minNS || !strings.HasPrefix(p.Path, q.PathPrefix) ||
-			(!q.Since.IsZero() && p.StartTime.Before(q.Since)) {
+			(!q.Since.IsZero() && p.StartTime.Before(q.Since)) || (q.Match != nil && !q.Match(p)) {
 			continue
 		}
 		switch {

@@ -85,3 +85,16 @@ func TestListLimitKeepsSlowest(t *testing.T) {
 		}
 	}
 }
+
+func TestListMatch(t *testing.T) {
+	r := NewRing(10)
+	t0 := time.Unix(1000, 0)
+	for i := range 6 {
+		r.Add(mk(fmt.Sprintf("t%d", i), 10*(i+1), "/p", t0))
+	}
+	even := func(p *profile.Profile) bool { return (p.DurationNS/1e7)%2 == 0 }
+	got := r.List(Query{Match: even, Limit: 2})
+	if len(got) != 2 || got[0].TraceID != "t5" || got[1].TraceID != "t3" {
+		t.Errorf("List with Match = %v", got)
+	}
+}

@@ -151,7 +151,9 @@ type ListProfilesRequest struct {
 	// RFC 3339 time.
 	Since string `protobuf:"bytes,4,opt,name=since,proto3" json:"since,omitempty"`
 	// "text" renders the camera views (REST only).
-	Format        string `protobuf:"bytes,5,opt,name=format,proto3" json:"format,omitempty"`
+	Format string `protobuf:"bytes,5,opt,name=format,proto3" json:"format,omitempty"`
+	// Only profiles whose diagnosis names this cause (cpu, net, lock, ...).
+	Cause         string `protobuf:"bytes,6,opt,name=cause,proto3" json:"cause,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -217,6 +219,13 @@ func (x *ListProfilesRequest) GetSince() string {
 func (x *ListProfilesRequest) GetFormat() string {
 	if x != nil {
 		return x.Format
+	}
+	return ""
+}
+
+func (x *ListProfilesRequest) GetCause() string {
+	if x != nil {
+		return x.Cause
 	}
 	return ""
 }
@@ -405,6 +414,9 @@ type Profile struct {
 	// whole; partial_reason says why.
 	Partial       bool   `protobuf:"varint,27,opt,name=partial,proto3" json:"partial,omitempty"`
 	PartialReason string `protobuf:"bytes,28,opt,name=partial_reason,json=partialReason,proto3" json:"partial_reason,omitempty"`
+	// The endpoint's baseline just before this request; unset when the
+	// endpoint is not tracked (past --max-routes).
+	Baseline      *Baseline `protobuf:"bytes,29,opt,name=baseline,proto3" json:"baseline,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -635,6 +647,247 @@ func (x *Profile) GetPartialReason() string {
 	return ""
 }
 
+func (x *Profile) GetBaseline() *Baseline {
+	if x != nil {
+		return x.Baseline
+	}
+	return nil
+}
+
+// Baseline is the typical request of an endpoint (method and normalised
+// route, e.g. GET /users/{id}): medians over a sliding window of recent
+// requests.
+type Baseline struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Method string                 `protobuf:"bytes,1,opt,name=method,proto3" json:"method,omitempty"`
+	Route  string                 `protobuf:"bytes,2,opt,name=route,proto3" json:"route,omitempty"`
+	// Requests in the window it was computed from.
+	Samples int64 `protobuf:"varint,3,opt,name=samples,proto3" json:"samples,omitempty"`
+	// True from 20 samples on: only then is a request judged against it.
+	Warm bool `protobuf:"varint,4,opt,name=warm,proto3" json:"warm,omitempty"`
+	// Median and 90th percentile duration.
+	DurationNs    int64 `protobuf:"varint,5,opt,name=duration_ns,json=durationNs,proto3" json:"duration_ns,omitempty"`
+	DurationP90Ns int64 `protobuf:"varint,6,opt,name=duration_p90_ns,json=durationP90Ns,proto3" json:"duration_p90_ns,omitempty"`
+	// Category to its median time (categories with a zero median left out).
+	Breakdown map[string]int64 `protobuf:"bytes,7,rep,name=breakdown,proto3" json:"breakdown,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	// Median time in DNS lookups (part of net or epoll).
+	DnsNs         int64 `protobuf:"varint,8,opt,name=dns_ns,json=dnsNs,proto3" json:"dns_ns,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Baseline) Reset() {
+	*x = Baseline{}
+	mi := &file_tracecam_v1_profiler_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Baseline) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Baseline) ProtoMessage() {}
+
+func (x *Baseline) ProtoReflect() protoreflect.Message {
+	mi := &file_tracecam_v1_profiler_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Baseline.ProtoReflect.Descriptor instead.
+func (*Baseline) Descriptor() ([]byte, []int) {
+	return file_tracecam_v1_profiler_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *Baseline) GetMethod() string {
+	if x != nil {
+		return x.Method
+	}
+	return ""
+}
+
+func (x *Baseline) GetRoute() string {
+	if x != nil {
+		return x.Route
+	}
+	return ""
+}
+
+func (x *Baseline) GetSamples() int64 {
+	if x != nil {
+		return x.Samples
+	}
+	return 0
+}
+
+func (x *Baseline) GetWarm() bool {
+	if x != nil {
+		return x.Warm
+	}
+	return false
+}
+
+func (x *Baseline) GetDurationNs() int64 {
+	if x != nil {
+		return x.DurationNs
+	}
+	return 0
+}
+
+func (x *Baseline) GetDurationP90Ns() int64 {
+	if x != nil {
+		return x.DurationP90Ns
+	}
+	return 0
+}
+
+func (x *Baseline) GetBreakdown() map[string]int64 {
+	if x != nil {
+		return x.Breakdown
+	}
+	return nil
+}
+
+func (x *Baseline) GetDnsNs() int64 {
+	if x != nil {
+		return x.DnsNs
+	}
+	return 0
+}
+
+type ListBaselinesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Only this method (GET, POST, ...).
+	Method string `protobuf:"bytes,1,opt,name=method,proto3" json:"method,omitempty"`
+	// Only routes starting with this.
+	Route string `protobuf:"bytes,2,opt,name=route,proto3" json:"route,omitempty"`
+	// "text" renders a table (REST only).
+	Format        string `protobuf:"bytes,3,opt,name=format,proto3" json:"format,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListBaselinesRequest) Reset() {
+	*x = ListBaselinesRequest{}
+	mi := &file_tracecam_v1_profiler_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListBaselinesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListBaselinesRequest) ProtoMessage() {}
+
+func (x *ListBaselinesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tracecam_v1_profiler_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListBaselinesRequest.ProtoReflect.Descriptor instead.
+func (*ListBaselinesRequest) Descriptor() ([]byte, []int) {
+	return file_tracecam_v1_profiler_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *ListBaselinesRequest) GetMethod() string {
+	if x != nil {
+		return x.Method
+	}
+	return ""
+}
+
+func (x *ListBaselinesRequest) GetRoute() string {
+	if x != nil {
+		return x.Route
+	}
+	return ""
+}
+
+func (x *ListBaselinesRequest) GetFormat() string {
+	if x != nil {
+		return x.Format
+	}
+	return ""
+}
+
+type ListBaselinesResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// By route, then method.
+	Baselines []*Baseline `protobuf:"bytes,1,rep,name=baselines,proto3" json:"baselines,omitempty"`
+	// The window baselines are learned over ("10m0s").
+	Window string `protobuf:"bytes,2,opt,name=window,proto3" json:"window,omitempty"`
+	// Samples a baseline needs before requests are judged against it.
+	MinSamples    int32 `protobuf:"varint,3,opt,name=min_samples,json=minSamples,proto3" json:"min_samples,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListBaselinesResponse) Reset() {
+	*x = ListBaselinesResponse{}
+	mi := &file_tracecam_v1_profiler_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListBaselinesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListBaselinesResponse) ProtoMessage() {}
+
+func (x *ListBaselinesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tracecam_v1_profiler_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListBaselinesResponse.ProtoReflect.Descriptor instead.
+func (*ListBaselinesResponse) Descriptor() ([]byte, []int) {
+	return file_tracecam_v1_profiler_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *ListBaselinesResponse) GetBaselines() []*Baseline {
+	if x != nil {
+		return x.Baselines
+	}
+	return nil
+}
+
+func (x *ListBaselinesResponse) GetWindow() string {
+	if x != nil {
+		return x.Window
+	}
+	return ""
+}
+
+func (x *ListBaselinesResponse) GetMinSamples() int32 {
+	if x != nil {
+		return x.MinSamples
+	}
+	return 0
+}
+
 // Segment is one wait of the serving thread (or a run of same-kind waits).
 type Segment struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
@@ -664,7 +917,7 @@ type Segment struct {
 
 func (x *Segment) Reset() {
 	*x = Segment{}
-	mi := &file_tracecam_v1_profiler_proto_msgTypes[7]
+	mi := &file_tracecam_v1_profiler_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -676,7 +929,7 @@ func (x *Segment) String() string {
 func (*Segment) ProtoMessage() {}
 
 func (x *Segment) ProtoReflect() protoreflect.Message {
-	mi := &file_tracecam_v1_profiler_proto_msgTypes[7]
+	mi := &file_tracecam_v1_profiler_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -689,7 +942,7 @@ func (x *Segment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Segment.ProtoReflect.Descriptor instead.
 func (*Segment) Descriptor() ([]byte, []int) {
-	return file_tracecam_v1_profiler_proto_rawDescGZIP(), []int{7}
+	return file_tracecam_v1_profiler_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Segment) GetCategory() string {
@@ -805,7 +1058,7 @@ type DNSQuery struct {
 
 func (x *DNSQuery) Reset() {
 	*x = DNSQuery{}
-	mi := &file_tracecam_v1_profiler_proto_msgTypes[8]
+	mi := &file_tracecam_v1_profiler_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -817,7 +1070,7 @@ func (x *DNSQuery) String() string {
 func (*DNSQuery) ProtoMessage() {}
 
 func (x *DNSQuery) ProtoReflect() protoreflect.Message {
-	mi := &file_tracecam_v1_profiler_proto_msgTypes[8]
+	mi := &file_tracecam_v1_profiler_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -830,7 +1083,7 @@ func (x *DNSQuery) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DNSQuery.ProtoReflect.Descriptor instead.
 func (*DNSQuery) Descriptor() ([]byte, []int) {
-	return file_tracecam_v1_profiler_proto_rawDescGZIP(), []int{8}
+	return file_tracecam_v1_profiler_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *DNSQuery) GetName() string {
@@ -898,7 +1151,7 @@ type NetworkPeer struct {
 
 func (x *NetworkPeer) Reset() {
 	*x = NetworkPeer{}
-	mi := &file_tracecam_v1_profiler_proto_msgTypes[9]
+	mi := &file_tracecam_v1_profiler_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -910,7 +1163,7 @@ func (x *NetworkPeer) String() string {
 func (*NetworkPeer) ProtoMessage() {}
 
 func (x *NetworkPeer) ProtoReflect() protoreflect.Message {
-	mi := &file_tracecam_v1_profiler_proto_msgTypes[9]
+	mi := &file_tracecam_v1_profiler_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -923,7 +1176,7 @@ func (x *NetworkPeer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NetworkPeer.ProtoReflect.Descriptor instead.
 func (*NetworkPeer) Descriptor() ([]byte, []int) {
-	return file_tracecam_v1_profiler_proto_rawDescGZIP(), []int{9}
+	return file_tracecam_v1_profiler_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *NetworkPeer) GetPeer() string {
@@ -978,16 +1231,18 @@ func (x *NetworkPeer) GetCalls() int32 {
 type Diagnosis struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// cpu, runq, net, dns, tcp_window, file, lock, gc, queue, sleep, unknown.
-	Cause         string   `protobuf:"bytes,1,opt,name=cause,proto3" json:"cause,omitempty"`
-	Summary       string   `protobuf:"bytes,2,opt,name=summary,proto3" json:"summary,omitempty"`
-	Evidence      []string `protobuf:"bytes,3,rep,name=evidence,proto3" json:"evidence,omitempty"`
+	Cause    string   `protobuf:"bytes,1,opt,name=cause,proto3" json:"cause,omitempty"`
+	Summary  string   `protobuf:"bytes,2,opt,name=summary,proto3" json:"summary,omitempty"`
+	Evidence []string `protobuf:"bytes,3,rep,name=evidence,proto3" json:"evidence,omitempty"`
+	// The request against its endpoint's baseline; unset without a baseline.
+	Deviation     *Deviation `protobuf:"bytes,4,opt,name=deviation,proto3" json:"deviation,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Diagnosis) Reset() {
 	*x = Diagnosis{}
-	mi := &file_tracecam_v1_profiler_proto_msgTypes[10]
+	mi := &file_tracecam_v1_profiler_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -999,7 +1254,7 @@ func (x *Diagnosis) String() string {
 func (*Diagnosis) ProtoMessage() {}
 
 func (x *Diagnosis) ProtoReflect() protoreflect.Message {
-	mi := &file_tracecam_v1_profiler_proto_msgTypes[10]
+	mi := &file_tracecam_v1_profiler_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1012,7 +1267,7 @@ func (x *Diagnosis) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Diagnosis.ProtoReflect.Descriptor instead.
 func (*Diagnosis) Descriptor() ([]byte, []int) {
-	return file_tracecam_v1_profiler_proto_rawDescGZIP(), []int{10}
+	return file_tracecam_v1_profiler_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Diagnosis) GetCause() string {
@@ -1034,6 +1289,104 @@ func (x *Diagnosis) GetEvidence() []string {
 		return x.Evidence
 	}
 	return nil
+}
+
+func (x *Diagnosis) GetDeviation() *Deviation {
+	if x != nil {
+		return x.Deviation
+	}
+	return nil
+}
+
+// Deviation says what stands out against the baseline.
+type Deviation struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// warming_up (too few samples to judge), typical (not markedly slower),
+	// deviates (the excess sits in category), proportional (every category
+	// grew with the usual mix).
+	Verdict string `protobuf:"bytes,1,opt,name=verdict,proto3" json:"verdict,omitempty"`
+	// The category holding the largest part of the excess, its time in this
+	// request, its median, and the difference.
+	Category  string `protobuf:"bytes,2,opt,name=category,proto3" json:"category,omitempty"`
+	ActualNs  int64  `protobuf:"varint,3,opt,name=actual_ns,json=actualNs,proto3" json:"actual_ns,omitempty"`
+	TypicalNs int64  `protobuf:"varint,4,opt,name=typical_ns,json=typicalNs,proto3" json:"typical_ns,omitempty"`
+	ExcessNs  int64  `protobuf:"varint,5,opt,name=excess_ns,json=excessNs,proto3" json:"excess_ns,omitempty"`
+	// Every category's time above its median, summed.
+	TotalExcessNs int64 `protobuf:"varint,6,opt,name=total_excess_ns,json=totalExcessNs,proto3" json:"total_excess_ns,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Deviation) Reset() {
+	*x = Deviation{}
+	mi := &file_tracecam_v1_profiler_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Deviation) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Deviation) ProtoMessage() {}
+
+func (x *Deviation) ProtoReflect() protoreflect.Message {
+	mi := &file_tracecam_v1_profiler_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Deviation.ProtoReflect.Descriptor instead.
+func (*Deviation) Descriptor() ([]byte, []int) {
+	return file_tracecam_v1_profiler_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *Deviation) GetVerdict() string {
+	if x != nil {
+		return x.Verdict
+	}
+	return ""
+}
+
+func (x *Deviation) GetCategory() string {
+	if x != nil {
+		return x.Category
+	}
+	return ""
+}
+
+func (x *Deviation) GetActualNs() int64 {
+	if x != nil {
+		return x.ActualNs
+	}
+	return 0
+}
+
+func (x *Deviation) GetTypicalNs() int64 {
+	if x != nil {
+		return x.TypicalNs
+	}
+	return 0
+}
+
+func (x *Deviation) GetExcessNs() int64 {
+	if x != nil {
+		return x.ExcessNs
+	}
+	return 0
+}
+
+func (x *Deviation) GetTotalExcessNs() int64 {
+	if x != nil {
+		return x.TotalExcessNs
+	}
+	return 0
 }
 
 type Status struct {
@@ -1062,7 +1415,7 @@ type Status struct {
 
 func (x *Status) Reset() {
 	*x = Status{}
-	mi := &file_tracecam_v1_profiler_proto_msgTypes[11]
+	mi := &file_tracecam_v1_profiler_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1074,7 +1427,7 @@ func (x *Status) String() string {
 func (*Status) ProtoMessage() {}
 
 func (x *Status) ProtoReflect() protoreflect.Message {
-	mi := &file_tracecam_v1_profiler_proto_msgTypes[11]
+	mi := &file_tracecam_v1_profiler_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1087,7 +1440,7 @@ func (x *Status) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Status.ProtoReflect.Descriptor instead.
 func (*Status) Descriptor() ([]byte, []int) {
-	return file_tracecam_v1_profiler_proto_rawDescGZIP(), []int{11}
+	return file_tracecam_v1_profiler_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Status) GetVersion() string {
@@ -1230,7 +1583,7 @@ type RedisStats struct {
 
 func (x *RedisStats) Reset() {
 	*x = RedisStats{}
-	mi := &file_tracecam_v1_profiler_proto_msgTypes[12]
+	mi := &file_tracecam_v1_profiler_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1242,7 +1595,7 @@ func (x *RedisStats) String() string {
 func (*RedisStats) ProtoMessage() {}
 
 func (x *RedisStats) ProtoReflect() protoreflect.Message {
-	mi := &file_tracecam_v1_profiler_proto_msgTypes[12]
+	mi := &file_tracecam_v1_profiler_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1255,7 +1608,7 @@ func (x *RedisStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RedisStats.ProtoReflect.Descriptor instead.
 func (*RedisStats) Descriptor() ([]byte, []int) {
-	return file_tracecam_v1_profiler_proto_rawDescGZIP(), []int{12}
+	return file_tracecam_v1_profiler_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *RedisStats) GetEnqueued() uint64 {
@@ -1336,7 +1689,7 @@ type AssemblerCounters struct {
 
 func (x *AssemblerCounters) Reset() {
 	*x = AssemblerCounters{}
-	mi := &file_tracecam_v1_profiler_proto_msgTypes[13]
+	mi := &file_tracecam_v1_profiler_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1348,7 +1701,7 @@ func (x *AssemblerCounters) String() string {
 func (*AssemblerCounters) ProtoMessage() {}
 
 func (x *AssemblerCounters) ProtoReflect() protoreflect.Message {
-	mi := &file_tracecam_v1_profiler_proto_msgTypes[13]
+	mi := &file_tracecam_v1_profiler_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1361,7 +1714,7 @@ func (x *AssemblerCounters) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AssemblerCounters.ProtoReflect.Descriptor instead.
 func (*AssemblerCounters) Descriptor() ([]byte, []int) {
-	return file_tracecam_v1_profiler_proto_rawDescGZIP(), []int{13}
+	return file_tracecam_v1_profiler_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *AssemblerCounters) GetEvents() uint64 {
@@ -1475,13 +1828,14 @@ const file_tracecam_v1_profiler_proto_rawDesc = "" +
 	"\asources\x18\x02 \x03(\v2*.tracecam.v1.GetTraceResponse.SourcesEntryR\asources\x1a:\n" +
 	"\fSourcesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x95\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xab\x01\n" +
 	"\x13ListProfilesRequest\x12&\n" +
 	"\x0fmin_duration_ms\x18\x01 \x01(\x03R\rminDurationMs\x12\x12\n" +
 	"\x04path\x18\x02 \x01(\tR\x04path\x12\x14\n" +
 	"\x05limit\x18\x03 \x01(\x05R\x05limit\x12\x14\n" +
 	"\x05since\x18\x04 \x01(\tR\x05since\x12\x16\n" +
-	"\x06format\x18\x05 \x01(\tR\x06format\"H\n" +
+	"\x06format\x18\x05 \x01(\tR\x06format\x12\x14\n" +
+	"\x05cause\x18\x06 \x01(\tR\x05cause\"H\n" +
 	"\x14ListProfilesResponse\x120\n" +
 	"\bprofiles\x18\x01 \x03(\v2\x14.tracecam.v1.ProfileR\bprofiles\"u\n" +
 	"\x14WatchProfilesRequest\x12&\n" +
@@ -1489,7 +1843,7 @@ const file_tracecam_v1_profiler_proto_rawDesc = "" +
 	"\vpath_prefix\x18\x02 \x01(\tR\n" +
 	"pathPrefix\x12\x14\n" +
 	"\x05cause\x18\x03 \x01(\tR\x05cause\"\x12\n" +
-	"\x10GetStatusRequest\"\x87\b\n" +
+	"\x10GetStatusRequest\"\xba\b\n" +
 	"\aProfile\x12\x19\n" +
 	"\btrace_id\x18\x01 \x01(\tR\atraceId\x12\x17\n" +
 	"\aspan_id\x18\x02 \x01(\tR\x06spanId\x12$\n" +
@@ -1523,10 +1877,33 @@ const file_tracecam_v1_profiler_proto_rawDesc = "" +
 	"\anetwork\x18\x19 \x03(\v2\x18.tracecam.v1.NetworkPeerR\anetwork\x124\n" +
 	"\tdiagnosis\x18\x1a \x01(\v2\x16.tracecam.v1.DiagnosisR\tdiagnosis\x12\x18\n" +
 	"\apartial\x18\x1b \x01(\bR\apartial\x12%\n" +
-	"\x0epartial_reason\x18\x1c \x01(\tR\rpartialReason\x1a<\n" +
+	"\x0epartial_reason\x18\x1c \x01(\tR\rpartialReason\x121\n" +
+	"\bbaseline\x18\x1d \x01(\v2\x15.tracecam.v1.BaselineR\bbaseline\x1a<\n" +
 	"\x0eBreakdownEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\"\xf2\x02\n" +
+	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\"\xc8\x02\n" +
+	"\bBaseline\x12\x16\n" +
+	"\x06method\x18\x01 \x01(\tR\x06method\x12\x14\n" +
+	"\x05route\x18\x02 \x01(\tR\x05route\x12\x18\n" +
+	"\asamples\x18\x03 \x01(\x03R\asamples\x12\x12\n" +
+	"\x04warm\x18\x04 \x01(\bR\x04warm\x12\x1f\n" +
+	"\vduration_ns\x18\x05 \x01(\x03R\n" +
+	"durationNs\x12&\n" +
+	"\x0fduration_p90_ns\x18\x06 \x01(\x03R\rdurationP90Ns\x12B\n" +
+	"\tbreakdown\x18\a \x03(\v2$.tracecam.v1.Baseline.BreakdownEntryR\tbreakdown\x12\x15\n" +
+	"\x06dns_ns\x18\b \x01(\x03R\x05dnsNs\x1a<\n" +
+	"\x0eBreakdownEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\"\\\n" +
+	"\x14ListBaselinesRequest\x12\x16\n" +
+	"\x06method\x18\x01 \x01(\tR\x06method\x12\x14\n" +
+	"\x05route\x18\x02 \x01(\tR\x05route\x12\x16\n" +
+	"\x06format\x18\x03 \x01(\tR\x06format\"\x85\x01\n" +
+	"\x15ListBaselinesResponse\x123\n" +
+	"\tbaselines\x18\x01 \x03(\v2\x15.tracecam.v1.BaselineR\tbaselines\x12\x16\n" +
+	"\x06window\x18\x02 \x01(\tR\x06window\x12\x1f\n" +
+	"\vmin_samples\x18\x03 \x01(\x05R\n" +
+	"minSamples\"\xf2\x02\n" +
 	"\aSegment\x12\x1a\n" +
 	"\bcategory\x18\x01 \x01(\tR\bcategory\x12&\n" +
 	"\x0fstart_offset_ns\x18\x02 \x01(\x03R\rstartOffsetNs\x12\x1f\n" +
@@ -1562,11 +1939,20 @@ const file_tracecam_v1_profiler_proto_rawDesc = "" +
 	"\x0ebytes_received\x18\x04 \x01(\x03R\rbytesReceived\x12\x17\n" +
 	"\await_ns\x18\x05 \x01(\x03R\x06waitNs\x12&\n" +
 	"\x0fstart_offset_ns\x18\x06 \x01(\x03R\rstartOffsetNs\x12\x14\n" +
-	"\x05calls\x18\a \x01(\x05R\x05calls\"W\n" +
+	"\x05calls\x18\a \x01(\x05R\x05calls\"\x8d\x01\n" +
 	"\tDiagnosis\x12\x14\n" +
 	"\x05cause\x18\x01 \x01(\tR\x05cause\x12\x18\n" +
 	"\asummary\x18\x02 \x01(\tR\asummary\x12\x1a\n" +
-	"\bevidence\x18\x03 \x03(\tR\bevidence\"\x9b\x06\n" +
+	"\bevidence\x18\x03 \x03(\tR\bevidence\x124\n" +
+	"\tdeviation\x18\x04 \x01(\v2\x16.tracecam.v1.DeviationR\tdeviation\"\xc2\x01\n" +
+	"\tDeviation\x12\x18\n" +
+	"\averdict\x18\x01 \x01(\tR\averdict\x12\x1a\n" +
+	"\bcategory\x18\x02 \x01(\tR\bcategory\x12\x1b\n" +
+	"\tactual_ns\x18\x03 \x01(\x03R\bactualNs\x12\x1d\n" +
+	"\n" +
+	"typical_ns\x18\x04 \x01(\x03R\ttypicalNs\x12\x1b\n" +
+	"\texcess_ns\x18\x05 \x01(\x03R\bexcessNs\x12&\n" +
+	"\x0ftotal_excess_ns\x18\x06 \x01(\x03R\rtotalExcessNs\"\x9b\x06\n" +
 	"\x06Status\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\tR\aversion\x12\x16\n" +
 	"\x06cgroup\x18\x02 \x01(\tR\x06cgroup\x12\x1b\n" +
@@ -1624,13 +2010,14 @@ const file_tracecam_v1_profiler_proto_rawDesc = "" +
 	"\vdns_queries\x18\f \x01(\x04R\n" +
 	"dnsQueries\x12%\n" +
 	"\x0ethreads_active\x18\r \x01(\x03R\rthreadsActive\x12!\n" +
-	"\fconns_active\x18\x0e \x01(\x03R\vconnsActive2\xfe\x02\n" +
+	"\fconns_active\x18\x0e \x01(\x03R\vconnsActive2\xed\x03\n" +
 	"\bProfiler\x12f\n" +
 	"\bGetTrace\x12\x1c.tracecam.v1.GetTraceRequest\x1a\x1d.tracecam.v1.GetTraceResponse\"\x1d\x82\xd3\xe4\x93\x02\x17\x12\x15/v1/traces/{trace_id}\x12i\n" +
 	"\fListProfiles\x12 .tracecam.v1.ListProfilesRequest\x1a!.tracecam.v1.ListProfilesResponse\"\x14\x82\xd3\xe4\x93\x02\x0e\x12\f/v1/profiles\x12S\n" +
 	"\tGetStatus\x12\x1d.tracecam.v1.GetStatusRequest\x1a\x13.tracecam.v1.Status\"\x12\x82\xd3\xe4\x93\x02\f\x12\n" +
 	"/v1/status\x12J\n" +
-	"\rWatchProfiles\x12!.tracecam.v1.WatchProfilesRequest\x1a\x14.tracecam.v1.Profile0\x01B;Z9github.com/tracecam/tracecam/proto/tracecam/v1;tracecamv1b\x06proto3"
+	"\rWatchProfiles\x12!.tracecam.v1.WatchProfilesRequest\x1a\x14.tracecam.v1.Profile0\x01\x12m\n" +
+	"\rListBaselines\x12!.tracecam.v1.ListBaselinesRequest\x1a\".tracecam.v1.ListBaselinesResponse\"\x15\x82\xd3\xe4\x93\x02\x0f\x12\r/v1/baselinesB;Z9github.com/tracecam/tracecam/proto/tracecam/v1;tracecamv1b\x06proto3"
 
 var (
 	file_tracecam_v1_profiler_proto_rawDescOnce sync.Once
@@ -1644,7 +2031,7 @@ func file_tracecam_v1_profiler_proto_rawDescGZIP() []byte {
 	return file_tracecam_v1_profiler_proto_rawDescData
 }
 
-var file_tracecam_v1_profiler_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_tracecam_v1_profiler_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_tracecam_v1_profiler_proto_goTypes = []any{
 	(*GetTraceRequest)(nil),       // 0: tracecam.v1.GetTraceRequest
 	(*GetTraceResponse)(nil),      // 1: tracecam.v1.GetTraceResponse
@@ -1653,46 +2040,57 @@ var file_tracecam_v1_profiler_proto_goTypes = []any{
 	(*WatchProfilesRequest)(nil),  // 4: tracecam.v1.WatchProfilesRequest
 	(*GetStatusRequest)(nil),      // 5: tracecam.v1.GetStatusRequest
 	(*Profile)(nil),               // 6: tracecam.v1.Profile
-	(*Segment)(nil),               // 7: tracecam.v1.Segment
-	(*DNSQuery)(nil),              // 8: tracecam.v1.DNSQuery
-	(*NetworkPeer)(nil),           // 9: tracecam.v1.NetworkPeer
-	(*Diagnosis)(nil),             // 10: tracecam.v1.Diagnosis
-	(*Status)(nil),                // 11: tracecam.v1.Status
-	(*RedisStats)(nil),            // 12: tracecam.v1.RedisStats
-	(*AssemblerCounters)(nil),     // 13: tracecam.v1.AssemblerCounters
-	nil,                           // 14: tracecam.v1.GetTraceResponse.SourcesEntry
-	nil,                           // 15: tracecam.v1.Profile.BreakdownEntry
-	nil,                           // 16: tracecam.v1.Status.EventsSeenEntry
-	nil,                           // 17: tracecam.v1.Status.EventsLostEntry
-	(*timestamppb.Timestamp)(nil), // 18: google.protobuf.Timestamp
+	(*Baseline)(nil),              // 7: tracecam.v1.Baseline
+	(*ListBaselinesRequest)(nil),  // 8: tracecam.v1.ListBaselinesRequest
+	(*ListBaselinesResponse)(nil), // 9: tracecam.v1.ListBaselinesResponse
+	(*Segment)(nil),               // 10: tracecam.v1.Segment
+	(*DNSQuery)(nil),              // 11: tracecam.v1.DNSQuery
+	(*NetworkPeer)(nil),           // 12: tracecam.v1.NetworkPeer
+	(*Diagnosis)(nil),             // 13: tracecam.v1.Diagnosis
+	(*Deviation)(nil),             // 14: tracecam.v1.Deviation
+	(*Status)(nil),                // 15: tracecam.v1.Status
+	(*RedisStats)(nil),            // 16: tracecam.v1.RedisStats
+	(*AssemblerCounters)(nil),     // 17: tracecam.v1.AssemblerCounters
+	nil,                           // 18: tracecam.v1.GetTraceResponse.SourcesEntry
+	nil,                           // 19: tracecam.v1.Profile.BreakdownEntry
+	nil,                           // 20: tracecam.v1.Baseline.BreakdownEntry
+	nil,                           // 21: tracecam.v1.Status.EventsSeenEntry
+	nil,                           // 22: tracecam.v1.Status.EventsLostEntry
+	(*timestamppb.Timestamp)(nil), // 23: google.protobuf.Timestamp
 }
 var file_tracecam_v1_profiler_proto_depIdxs = []int32{
 	6,  // 0: tracecam.v1.GetTraceResponse.profiles:type_name -> tracecam.v1.Profile
-	14, // 1: tracecam.v1.GetTraceResponse.sources:type_name -> tracecam.v1.GetTraceResponse.SourcesEntry
+	18, // 1: tracecam.v1.GetTraceResponse.sources:type_name -> tracecam.v1.GetTraceResponse.SourcesEntry
 	6,  // 2: tracecam.v1.ListProfilesResponse.profiles:type_name -> tracecam.v1.Profile
-	18, // 3: tracecam.v1.Profile.start_time:type_name -> google.protobuf.Timestamp
-	15, // 4: tracecam.v1.Profile.breakdown:type_name -> tracecam.v1.Profile.BreakdownEntry
-	7,  // 5: tracecam.v1.Profile.timeline:type_name -> tracecam.v1.Segment
-	8,  // 6: tracecam.v1.Profile.dns:type_name -> tracecam.v1.DNSQuery
-	9,  // 7: tracecam.v1.Profile.network:type_name -> tracecam.v1.NetworkPeer
-	10, // 8: tracecam.v1.Profile.diagnosis:type_name -> tracecam.v1.Diagnosis
-	16, // 9: tracecam.v1.Status.events_seen:type_name -> tracecam.v1.Status.EventsSeenEntry
-	17, // 10: tracecam.v1.Status.events_lost:type_name -> tracecam.v1.Status.EventsLostEntry
-	13, // 11: tracecam.v1.Status.assembler:type_name -> tracecam.v1.AssemblerCounters
-	12, // 12: tracecam.v1.Status.redis_stats:type_name -> tracecam.v1.RedisStats
-	0,  // 13: tracecam.v1.Profiler.GetTrace:input_type -> tracecam.v1.GetTraceRequest
-	2,  // 14: tracecam.v1.Profiler.ListProfiles:input_type -> tracecam.v1.ListProfilesRequest
-	5,  // 15: tracecam.v1.Profiler.GetStatus:input_type -> tracecam.v1.GetStatusRequest
-	4,  // 16: tracecam.v1.Profiler.WatchProfiles:input_type -> tracecam.v1.WatchProfilesRequest
-	1,  // 17: tracecam.v1.Profiler.GetTrace:output_type -> tracecam.v1.GetTraceResponse
-	3,  // 18: tracecam.v1.Profiler.ListProfiles:output_type -> tracecam.v1.ListProfilesResponse
-	11, // 19: tracecam.v1.Profiler.GetStatus:output_type -> tracecam.v1.Status
-	6,  // 20: tracecam.v1.Profiler.WatchProfiles:output_type -> tracecam.v1.Profile
-	17, // [17:21] is the sub-list for method output_type
-	13, // [13:17] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	23, // 3: tracecam.v1.Profile.start_time:type_name -> google.protobuf.Timestamp
+	19, // 4: tracecam.v1.Profile.breakdown:type_name -> tracecam.v1.Profile.BreakdownEntry
+	10, // 5: tracecam.v1.Profile.timeline:type_name -> tracecam.v1.Segment
+	11, // 6: tracecam.v1.Profile.dns:type_name -> tracecam.v1.DNSQuery
+	12, // 7: tracecam.v1.Profile.network:type_name -> tracecam.v1.NetworkPeer
+	13, // 8: tracecam.v1.Profile.diagnosis:type_name -> tracecam.v1.Diagnosis
+	7,  // 9: tracecam.v1.Profile.baseline:type_name -> tracecam.v1.Baseline
+	20, // 10: tracecam.v1.Baseline.breakdown:type_name -> tracecam.v1.Baseline.BreakdownEntry
+	7,  // 11: tracecam.v1.ListBaselinesResponse.baselines:type_name -> tracecam.v1.Baseline
+	14, // 12: tracecam.v1.Diagnosis.deviation:type_name -> tracecam.v1.Deviation
+	21, // 13: tracecam.v1.Status.events_seen:type_name -> tracecam.v1.Status.EventsSeenEntry
+	22, // 14: tracecam.v1.Status.events_lost:type_name -> tracecam.v1.Status.EventsLostEntry
+	17, // 15: tracecam.v1.Status.assembler:type_name -> tracecam.v1.AssemblerCounters
+	16, // 16: tracecam.v1.Status.redis_stats:type_name -> tracecam.v1.RedisStats
+	0,  // 17: tracecam.v1.Profiler.GetTrace:input_type -> tracecam.v1.GetTraceRequest
+	2,  // 18: tracecam.v1.Profiler.ListProfiles:input_type -> tracecam.v1.ListProfilesRequest
+	5,  // 19: tracecam.v1.Profiler.GetStatus:input_type -> tracecam.v1.GetStatusRequest
+	4,  // 20: tracecam.v1.Profiler.WatchProfiles:input_type -> tracecam.v1.WatchProfilesRequest
+	8,  // 21: tracecam.v1.Profiler.ListBaselines:input_type -> tracecam.v1.ListBaselinesRequest
+	1,  // 22: tracecam.v1.Profiler.GetTrace:output_type -> tracecam.v1.GetTraceResponse
+	3,  // 23: tracecam.v1.Profiler.ListProfiles:output_type -> tracecam.v1.ListProfilesResponse
+	15, // 24: tracecam.v1.Profiler.GetStatus:output_type -> tracecam.v1.Status
+	6,  // 25: tracecam.v1.Profiler.WatchProfiles:output_type -> tracecam.v1.Profile
+	9,  // 26: tracecam.v1.Profiler.ListBaselines:output_type -> tracecam.v1.ListBaselinesResponse
+	22, // [22:27] is the sub-list for method output_type
+	17, // [17:22] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_tracecam_v1_profiler_proto_init() }
@@ -1706,7 +2104,7 @@ func file_tracecam_v1_profiler_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tracecam_v1_profiler_proto_rawDesc), len(file_tracecam_v1_profiler_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   18,
+			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -30,6 +30,7 @@ const (
 	Profiler_ListProfiles_FullMethodName  = "/tracecam.v1.Profiler/ListProfiles"
 	Profiler_GetStatus_FullMethodName     = "/tracecam.v1.Profiler/GetStatus"
 	Profiler_WatchProfiles_FullMethodName = "/tracecam.v1.Profiler/WatchProfiles"
+	Profiler_ListBaselines_FullMethodName = "/tracecam.v1.Profiler/ListBaselines"
 )
 
 // ProfilerClient is the client API for Profiler service.
@@ -49,6 +50,10 @@ type ProfilerClient interface {
 	GetStatus(ctx context.Context, in *GetStatusRequest, opts ...grpc.CallOption) (*Status, error)
 	// WatchProfiles streams profiles as they complete, filtered on the server.
 	WatchProfiles(ctx context.Context, in *WatchProfilesRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Profile], error)
+	// ListBaselines returns every tracked endpoint's baseline: what its
+	// requests typically look like (step 3 of the drill, "compare with what
+	// is expected").
+	ListBaselines(ctx context.Context, in *ListBaselinesRequest, opts ...grpc.CallOption) (*ListBaselinesResponse, error)
 }
 
 type profilerClient struct {
@@ -108,6 +113,16 @@ func (c *profilerClient) WatchProfiles(ctx context.Context, in *WatchProfilesReq
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Profiler_WatchProfilesClient = grpc.ServerStreamingClient[Profile]
 
+func (c *profilerClient) ListBaselines(ctx context.Context, in *ListBaselinesRequest, opts ...grpc.CallOption) (*ListBaselinesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListBaselinesResponse)
+	err := c.cc.Invoke(ctx, Profiler_ListBaselines_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ProfilerServer is the server API for Profiler service.
 // All implementations must embed UnimplementedProfilerServer
 // for forward compatibility.
@@ -125,6 +140,10 @@ type ProfilerServer interface {
 	GetStatus(context.Context, *GetStatusRequest) (*Status, error)
 	// WatchProfiles streams profiles as they complete, filtered on the server.
 	WatchProfiles(*WatchProfilesRequest, grpc.ServerStreamingServer[Profile]) error
+	// ListBaselines returns every tracked endpoint's baseline: what its
+	// requests typically look like (step 3 of the drill, "compare with what
+	// is expected").
+	ListBaselines(context.Context, *ListBaselinesRequest) (*ListBaselinesResponse, error)
 	mustEmbedUnimplementedProfilerServer()
 }
 
@@ -146,6 +165,9 @@ func (UnimplementedProfilerServer) GetStatus(context.Context, *GetStatusRequest)
 }
 func (UnimplementedProfilerServer) WatchProfiles(*WatchProfilesRequest, grpc.ServerStreamingServer[Profile]) error {
 	return status.Error(codes.Unimplemented, "method WatchProfiles not implemented")
+}
+func (UnimplementedProfilerServer) ListBaselines(context.Context, *ListBaselinesRequest) (*ListBaselinesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListBaselines not implemented")
 }
 func (UnimplementedProfilerServer) mustEmbedUnimplementedProfilerServer() {}
 func (UnimplementedProfilerServer) testEmbeddedByValue()                  {}
@@ -233,6 +255,24 @@ func _Profiler_WatchProfiles_Handler(srv interface{}, stream grpc.ServerStream) 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Profiler_WatchProfilesServer = grpc.ServerStreamingServer[Profile]
 
+func _Profiler_ListBaselines_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListBaselinesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ProfilerServer).ListBaselines(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Profiler_ListBaselines_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ProfilerServer).ListBaselines(ctx, req.(*ListBaselinesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Profiler_ServiceDesc is the grpc.ServiceDesc for Profiler service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -251,6 +291,10 @@ var Profiler_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetStatus",
 			Handler:    _Profiler_GetStatus_Handler,
+		},
+		{
+			MethodName: "ListBaselines",
+			Handler:    _Profiler_ListBaselines_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
