@@ -143,7 +143,7 @@ func (w *webhookProc) reviews(t *testing.T) int {
 // on loopback (the API server cannot reach a Service here).
 func loadWebhookConfig(t *testing.T, url string) *admissionregistrationv1.MutatingWebhookConfiguration {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(repoRoot(t), "manifests", "mutatingwebhookconfiguration.yaml"))
+	b, err := os.ReadFile(filepath.Join(moduleDir(t), "manifests", "mutatingwebhookconfiguration.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,7 +158,7 @@ func loadWebhookConfig(t *testing.T, url string) *admissionregistrationv1.Mutati
 	return &cfg
 }
 
-func repoRoot(t *testing.T) string {
+func moduleDir(t *testing.T) string {
 	t.Helper()
 	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}").Output()
 	if err != nil {

@@ -152,6 +152,9 @@ func causeOf(p *profile.Profile, c profile.Category, ns, dnsTypical int64) profi
 	case profile.File:
 		return profile.CauseFile
 	case profile.Lock:
+		if isGC(p, ns) {
+			return profile.CauseGC
+		}
 		return profile.CauseLock
 	case profile.Sleep:
 		return profile.CauseSleep

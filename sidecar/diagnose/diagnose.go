@@ -191,6 +191,9 @@ func analyze(p *profile.Profile, top share, dnsTypical int64) finding {
 	case profile.File:
 		return fileFinding(p)
 	case profile.Lock:
+		if isGC(p, top.ns) {
+			return gcFinding(p)
+		}
 		return lockFinding(p)
 	case profile.Sleep:
 		return sleepFinding(p)

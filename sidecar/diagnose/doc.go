@@ -19,7 +19,7 @@
 //     result never depends on map iteration order.
 //
 //  2. Categories map to causes one to one (cpu, runq, net, file, lock, sleep,
-//     queue), with three refinements:
+//     queue), with four refinements:
 //
 //     - net becomes dns when the request's DNS lookups account for at least
 //     half of the net time. Resolver waits show up as socket waits, and a
@@ -38,10 +38,16 @@
 //     - other is unknown: it is off-CPU time tracecam could not classify, and
 //     naming a cause for it would be a guess.
 //
-//     Two causes are reserved and never emitted yet: tcp_window (needs a
-//     zero-window / retransmit signal from the socket probes) and gc (needs a
-//     runtime-specific signal such as a stop-the-world marker; GC time today
-//     shows up as cpu or lock and is diagnosed as such).
+//     - lock becomes gc when at least half of the lock time (or of its excess
+//     over the baseline) was spent in waits ended by the runtime's own
+//     collector threads: a JVM stops its threads at a safepoint, each waits on
+//     a futex, and the VM thread wakes them when the collection is done, so the
+//     waker names the stop-the-world pause (HotSpot's "VM Thread", "GC
+//     Thread#N", G1's, ZGC's and Shenandoah's threads). The evidence names
+//     the collector threads, the number of pauses and their total.
+//
+//     One cause is reserved and never emitted yet: tcp_window (needs a
+//     zero-window / retransmit signal from the socket probes).
 //
 //  3. If the dominant category holds less than 40% of the duration, no single
 //     fix will make the request fast. The cause is still the largest
