@@ -43,6 +43,16 @@ func gcNS(p *profile.Profile) (ns int64, pauses int) {
 	return ns, pauses
 }
 
+// GCTime is the time the request spent stopped by the runtime's collector
+// (part of its lock time); 0 when there was none. It does not allocate.
+func GCTime(p *profile.Profile) int64 {
+	if p == nil {
+		return 0
+	}
+	ns, _ := gcNS(p)
+	return ns
+}
+
 // isGC is the gc refinement of lock: stops by GC/VM threads hold at least
 // half of ns (the lock time, or its excess over the baseline).
 func isGC(p *profile.Profile, ns int64) bool {

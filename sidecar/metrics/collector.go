@@ -22,7 +22,7 @@ var (
 		"Duration of the requests the pod served (first byte read to last byte written), by endpoint.",
 		[]string{"method", "route"}, nil)
 	descCategory = prometheus.NewDesc(NameRequestCategory,
-		"Time the serving thread spent in each category per request (cpu, runq, net, file, lock, epoll, sleep, queue, other; dns is the part of net/epoll spent in DNS lookups), by endpoint.",
+		"Time the serving thread spent in each category per request (cpu, runq, net, file, lock, epoll, sleep, queue, other; dns is the part of net/epoll spent in DNS lookups, gc the part of lock spent stopped by the runtime's garbage collector), by endpoint.",
 		[]string{"method", "route", "category"}, nil)
 	descRequests = prometheus.NewDesc(NameRequests,
 		"Requests served, by endpoint and status class (1xx..5xx, unknown when no response status was seen).",

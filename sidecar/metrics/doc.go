@@ -7,7 +7,7 @@
 // /users/42?x=1 is /users/{id}). A [Recorder] keeps, per endpoint:
 //
 //   - cumulative counters exported by its Collect method: a duration
-//     histogram, a histogram per category (cpu … other, plus dns), requests
+//     histogram, a histogram per category (cpu … other, plus dns and gc), requests
 //     by status class, by diagnosed cause, and by deviating category;
 //   - a sliding window of two halves, each a set of fixed log-linear
 //     histograms (duration and every category, 448 buckets of at most 6.25%

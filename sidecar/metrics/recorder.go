@@ -36,15 +36,19 @@ type Config struct {
 }
 
 // The categories counted per endpoint: the breakdown's, then dns (the
-// time in DNS lookups, which is part of net or epoll time).
+// time in DNS lookups, which is part of net or epoll time) and gc (the time
+// stopped by the runtime's collector, which is part of lock time).
 const (
-	numCats = 10
+	numCats = 11
 	dnsCat  = 9
+	gcCat   = 10
 	// CategoryDNS is the label of the DNS time.
 	CategoryDNS = "dns"
+	// CategoryGC is the label of the stop-the-world GC time.
+	CategoryGC = "gc"
 )
 
-var catNames = [numCats]string{"cpu", "runq", "net", "file", "lock", "epoll", "sleep", "queue", "other", CategoryDNS}
+var catNames = [numCats]string{"cpu", "runq", "net", "file", "lock", "epoll", "sleep", "queue", "other", CategoryDNS, CategoryGC}
 
 func catIndex(c profile.Category) int {
 	switch c {
@@ -242,6 +246,7 @@ func (r *Recorder) Observe(p *profile.Profile) {
 	}
 	dur := max(p.DurationNS, 0)
 	vals[dnsCat] = min(dns, dur)
+	vals[gcCat] = min(diagnose.GCTime(p), dur)
 
 	c := &ep.c
 	c.dur[bucketIndex(durationBoundsNS, dur)]++
