@@ -159,6 +159,42 @@ static __always_inline bool watched(void)
 	return true;
 }
 
+/* When the oldest unread bytes of a pod's TCP socket arrived: set by
+ * tcp_probe when data comes in and none is pending, taken (and cleared) by
+ * the next read. Socket storage lives and dies with the socket. */
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, u64);
+} arrivals SEC(".maps");
+
+/* The pod filter for a socket (tcp_probe runs in softirq, in whatever task
+ * the packet interrupted): the cgroup the socket was created in (accepted
+ * sockets inherit the listener's) lies in the target subtree. Direct BTF
+ * loads up the parent chain, no helper call: this runs for every TCP segment
+ * the node receives. */
+#define MAX_LEVELS_BELOW 8
+static __always_inline bool sk_watched(struct sock *sk)
+{
+	struct cgroup *cg = sk->sk_cgrp_data.cgroup;
+	int i;
+
+	if (!cg)
+		return false;
+	for (i = 0; i < MAX_LEVELS_BELOW; i++) {
+		int level = cg->level;
+		if (level < (int)target_level)
+			return false;
+		if (level == (int)target_level)
+			return cg->kn->id == target_cgid;
+		cg = cg->self.parent->cgroup;
+		if (!cg)
+			return false;
+	}
+	return false;
+}
+
 static __always_inline struct thread_state *state(bool create)
 {
 	return bpf_task_storage_get(&threads, bpf_get_current_task_btf(), 0,
@@ -656,7 +692,7 @@ static __always_inline int on_sock_data(struct sock *sk, int ret, int flags, u8 
 	struct thread_state *st;
 	struct pt_regs *regs;
 	struct data_event *e;
-	u64 now, buf, len = 0, n;
+	u64 now, buf, len = 0, n, arrival = 0;
 	s32 nr;
 
 	if (ret < 0 || (ret == 0 && dir) || (flags & MSG_PEEK))
@@ -669,6 +705,17 @@ static __always_inline int on_sock_data(struct sock *sk, int ret, int flags, u8 
 	now = bpf_ktime_get_ns();
 	regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
 	nr = (s32)regs->orig_ax;
+	if (!dir) {
+		u64 *a = bpf_sk_storage_get(&arrivals, sk, 0, 0);
+		if (a) {
+			arrival = *a;
+			*a = 0;
+		}
+		/* Off CPU since before the bytes came (blocked in this read, or in
+		 * epoll): the gap to this read is the wake-up, not a queue. */
+		if (arrival && st->off_ts && st->off_ts <= arrival)
+			arrival = 0;
+	}
 	/* A wait that ends in this very syscall (a blocking recv) reports the
 	 * bytes it brought. */
 	settle(st, cpu_switch_ts(), now, nr, ret);
@@ -684,6 +731,7 @@ static __always_inline int on_sock_data(struct sock *sk, int ret, int flags, u8 
 	/* The socket cookie, unlike its address, is never reused: a connection
 	 * key that cannot alias an earlier connection whose end we missed. */
 	e->sk = bpf_get_socket_cookie(sk);
+	e->arrival = arrival;
 	e->fd = data_fd(nr, regs);
 	e->sysnr = nr;
 	e->dir = dir;
@@ -723,6 +771,27 @@ SEC("tp_btf/sock_recv_length")
 int BPF_PROG(on_recv, struct sock *sk, int ret, int flags)
 {
 	return on_sock_data(sk, ret, flags, 0);
+}
+
+/* Data reaching a pod's TCP socket: remember when the oldest unread bytes
+ * arrived. Fires at the start of tcp_rcv_established for every segment of
+ * every established TCP socket on the node, so the pod filter comes first. */
+SEC("tp_btf/tcp_probe")
+int BPF_PROG(on_tcp_probe, struct sock *sk, const struct sk_buff *skb)
+{
+	u8 doff = 0;
+	u64 *a;
+
+	if (!sk_watched(sk))
+		return 0;
+	/* A pure ACK carries no request bytes: payload = len - TCP header
+	 * (skb->data points at the TCP header here; doff in byte 12). */
+	if (bpf_probe_read_kernel(&doff, 1, skb->data + 12) || skb->len <= (u32)(doff >> 4) * 4)
+		return 0;
+	a = bpf_sk_storage_get(&arrivals, sk, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (a && !*a)
+		*a = bpf_ktime_get_ns();
+	return 0;
 }
 
 /* Referenced so the event types reach BTF for bpf2go -type. */

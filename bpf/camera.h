@@ -66,6 +66,12 @@ struct data_event {
 	u64 counters[NCAT]; /* the thread's cumulative category ns at ts */
 	s64 ret;            /* bytes moved (0 = EOF on a read) */
 	u64 sk;             /* the socket's cookie (unique, never reused): the connection's key */
+	/* Reads of TCP: when the oldest bytes this read returned reached the
+	 * socket (tcp_probe), if the thread was not already waiting for them
+	 * (blocked in this read, or in epoll, since before they came): the time
+	 * a request sat in the receive buffer before a thread picked it up.
+	 * 0 when unknown or not applicable. */
+	u64 arrival;
 	s32 fd;             /* from the syscall's first argument, -1 if none */
 	u16 sysnr;
 	u8 dir; /* 0 = in (read/recv), 1 = out (write/send) */

@@ -19,6 +19,7 @@ type CameraDataEvent struct {
 	Counters [8]uint64
 	Ret      int64
 	Sk       uint64
+	Arrival  uint64
 	Fd       int32
 	Sysnr    uint16
 	Dir      uint8
@@ -121,6 +122,7 @@ type CameraWaitDetail struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	CameraMapArrivals     = "arrivals"
 	CameraMapEvents       = "events"
 	CameraMapStats        = "stats"
 	CameraMapSwitchTs     = "switch_ts"
@@ -130,6 +132,7 @@ const (
 	CameraProgOnRecv      = "on_recv"
 	CameraProgOnSend      = "on_send"
 	CameraProgOnSwitch    = "on_switch"
+	CameraProgOnTcpProbe  = "on_tcp_probe"
 	CameraProgOnWaking    = "on_waking"
 	CameraVarDataEvent    = "_data_event"
 	CameraVarSegmentEvent = "_segment_event"
@@ -184,17 +187,19 @@ type CameraSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type CameraProgramSpecs struct {
-	OnExit   *ebpf.ProgramSpec `ebpf:"on_exit"`
-	OnRecv   *ebpf.ProgramSpec `ebpf:"on_recv"`
-	OnSend   *ebpf.ProgramSpec `ebpf:"on_send"`
-	OnSwitch *ebpf.ProgramSpec `ebpf:"on_switch"`
-	OnWaking *ebpf.ProgramSpec `ebpf:"on_waking"`
+	OnExit     *ebpf.ProgramSpec `ebpf:"on_exit"`
+	OnRecv     *ebpf.ProgramSpec `ebpf:"on_recv"`
+	OnSend     *ebpf.ProgramSpec `ebpf:"on_send"`
+	OnSwitch   *ebpf.ProgramSpec `ebpf:"on_switch"`
+	OnTcpProbe *ebpf.ProgramSpec `ebpf:"on_tcp_probe"`
+	OnWaking   *ebpf.ProgramSpec `ebpf:"on_waking"`
 }
 
 // CameraMapSpecs contains maps before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type CameraMapSpecs struct {
+	Arrivals *ebpf.MapSpec `ebpf:"arrivals"`
 	Events   *ebpf.MapSpec `ebpf:"events"`
 	Stats    *ebpf.MapSpec `ebpf:"stats"`
 	SwitchTs *ebpf.MapSpec `ebpf:"switch_ts"`
@@ -237,6 +242,7 @@ func (o *CameraObjects) Close() error {
 //
 // It can be passed to LoadCameraObjects or ebpf.CollectionSpec.LoadAndAssign.
 type CameraMaps struct {
+	Arrivals *ebpf.Map `ebpf:"arrivals"`
 	Events   *ebpf.Map `ebpf:"events"`
 	Stats    *ebpf.Map `ebpf:"stats"`
 	SwitchTs *ebpf.Map `ebpf:"switch_ts"`
@@ -246,6 +252,7 @@ type CameraMaps struct {
 
 func (m *CameraMaps) Close() error {
 	return _CameraClose(
+		m.Arrivals,
 		m.Events,
 		m.Stats,
 		m.SwitchTs,
@@ -273,11 +280,12 @@ type CameraVariables struct {
 //
 // It can be passed to LoadCameraObjects or ebpf.CollectionSpec.LoadAndAssign.
 type CameraPrograms struct {
-	OnExit   *ebpf.Program `ebpf:"on_exit"`
-	OnRecv   *ebpf.Program `ebpf:"on_recv"`
-	OnSend   *ebpf.Program `ebpf:"on_send"`
-	OnSwitch *ebpf.Program `ebpf:"on_switch"`
-	OnWaking *ebpf.Program `ebpf:"on_waking"`
+	OnExit     *ebpf.Program `ebpf:"on_exit"`
+	OnRecv     *ebpf.Program `ebpf:"on_recv"`
+	OnSend     *ebpf.Program `ebpf:"on_send"`
+	OnSwitch   *ebpf.Program `ebpf:"on_switch"`
+	OnTcpProbe *ebpf.Program `ebpf:"on_tcp_probe"`
+	OnWaking   *ebpf.Program `ebpf:"on_waking"`
 }
 
 func (p *CameraPrograms) Close() error {
@@ -286,6 +294,7 @@ func (p *CameraPrograms) Close() error {
 		p.OnRecv,
 		p.OnSend,
 		p.OnSwitch,
+		p.OnTcpProbe,
 		p.OnWaking,
 	)
 }

@@ -1,8 +1,10 @@
-// tracecam e2e workload: JDK com.sun.net.httpserver server on a fixed pool of 4 threads.
+// tracecam e2e workload: JDK com.sun.net.httpserver server on a fixed pool of 4 threads
+// (--workers N). Every reply carries X-Handled-Us: the handler's own time, so
+// a client can tell waiting for a worker from being served.
 //
 // Single-file launch, no build step:
 //   java e2e/workloads/JavaServer.java --port 0 --bind 127.0.0.1 --data-dir /var/tmp/tc \
-//        [--downstream 127.0.0.1:9001] [--dns-server 127.0.0.1:5353]
+//        [--downstream 127.0.0.1:9001] [--dns-server 127.0.0.1:5353] [--workers 4]
 //
 // Prints exactly one line to stdout once listening:
 //   READY port=<port> pid=<pid>
@@ -61,6 +63,11 @@ public class JavaServer {
     static volatile long sink;
 
     static Path dataDir;
+    static int workers = 4;
+    // When the handler started on the current request: replies carry the
+    // handler's time (X-Handled-Us), so a client can tell its wait for a
+    // worker from the work.
+    static final ThreadLocal<Long> HANDLER_START = ThreadLocal.withInitial(System::nanoTime);
     static InetSocketAddress downstream;
     static String dnsServer = "127.0.0.1:5353";
 
@@ -77,9 +84,10 @@ public class JavaServer {
                 case "--data-dir": data = v; i++; break;
                 case "--downstream": downstream = hostPort(v); i++; break;
                 case "--dns-server": dnsServer = v; i++; break;
+                case "--workers": workers = Integer.parseInt(v); i++; break;
                 default:
                     System.err.println("usage: JavaServer [--port N] [--bind ADDR] [--data-dir DIR] "
-                            + "[--downstream HOST:PORT] [--dns-server HOST:PORT]");
+                            + "[--downstream HOST:PORT] [--dns-server HOST:PORT] [--workers N]");
                     System.exit(2);
             }
         }
@@ -92,7 +100,7 @@ public class JavaServer {
 
         HttpServer server = HttpServer.create(new InetSocketAddress(bind, port), 1024);
         AtomicInteger ids = new AtomicInteger();
-        ExecutorService pool = Executors.newFixedThreadPool(4, r -> {
+        ExecutorService pool = Executors.newFixedThreadPool(workers, r -> {
             Thread t = new Thread(r, "worker-" + ids.incrementAndGet());
             t.setDaemon(true);
             return t;
@@ -138,6 +146,7 @@ public class JavaServer {
         if (tp != null) text += " traceparent=" + tp;
         byte[] body = (text + "\n").getBytes(StandardCharsets.UTF_8);
         ex.getResponseHeaders().set("Content-Type", "text/plain");
+        ex.getResponseHeaders().set("X-Handled-Us", Long.toString((System.nanoTime() - HANDLER_START.get()) / 1000));
         boolean noBody = code == 204 || code == 304 || "HEAD".equals(ex.getRequestMethod());
         if (noBody) {
             ex.sendResponseHeaders(code, -1);
@@ -150,6 +159,7 @@ public class JavaServer {
     }
 
     static void handle(HttpExchange ex) throws IOException {
+        HANDLER_START.set(System.nanoTime());
         try {
             // Drain any request body so the connection stays reusable.
             long bodyLen = 0;

@@ -73,8 +73,15 @@ type request struct {
 	// across reads), so the next read can complete it.
 	headBuf  []byte
 	reqBytes int64
-	// queueNS is time this (pipelined) request waited for the previous one.
-	queueNS int64
+	// queueNS is time the request waited before its thread served it:
+	// behind the previous request of a pipelined connection, or, from the
+	// arrival of its bytes (bufferedNS of it), in the socket's receive
+	// buffer until a thread read it.
+	queueNS    int64
+	bufferedNS int64
+	// served is when the serving thread started on it: its counters and
+	// waits count from here (start may be earlier: when its bytes came).
+	served uint64
 
 	respStarted bool
 	resp        httpparse.ResponseHead
@@ -281,8 +288,16 @@ var headEnd = []byte("\r\n\r\n")
 var noHeaders = []string{}
 
 func (a *Assembler) startRequest(c *conn, d *event.Data, b []byte, n int64, pipelined bool) {
-	r := &request{tid: d.TID, comm: d.Comm, start: d.TS, startCnt: d.Counters, lostSeq: d.LostSeq}
+	r := &request{tid: d.TID, comm: d.Comm, start: d.TS, served: d.TS, startCnt: d.Counters, lostSeq: d.LostSeq}
 	r.reqBytes = n
+	if !pipelined && d.Arrival != 0 && d.Arrival < d.TS {
+		// The bytes waited in the socket's receive buffer until this thread,
+		// busy elsewhere, read them (a saturated worker pool): the request
+		// started when they came, and that wait is queue.
+		r.start = d.Arrival
+		r.bufferedNS = int64(d.TS - d.Arrival)
+		r.queueNS = r.bufferedNS
+	}
 	a.parseHead(r, b, int64(len(b)) == n)
 	if c.cur == nil {
 		c.cur = r
@@ -571,6 +586,7 @@ func (a *Assembler) finish(c *conn, partialWhy string) {
 		if r.lastTS > next.start && r.lastTID == next.tid {
 			next.queueNS = int64(r.lastTS - next.start)
 			next.startCnt = r.lastCnt
+			next.served = r.lastTS
 		}
 		c.cur = next
 		a.thread(next.tid).serving = next
@@ -654,12 +670,21 @@ var kernelCategory = [event.NumCategories]profile.Category{
 }
 
 func (a *Assembler) addTimeline(p *profile.Profile, r *request, end uint64) {
+	if r.bufferedNS > 0 {
+		p.Timeline = append(p.Timeline, profile.Segment{
+			Category: profile.Queue, DurationNS: r.bufferedNS,
+			Detail: fmt.Sprintf("request waited in the socket receive buffer until thread %d (%s) read it", r.tid, r.comm),
+		})
+	}
 	t := a.threads[r.tid]
 	if t == nil {
 		return
 	}
+	// The thread's waits count from when it took the request up; before
+	// that it was serving something else.
+	from := max(r.served, r.start)
 	for _, s := range t.segs {
-		if s.Run <= r.start || s.Start >= end {
+		if s.Run <= from || s.Start >= end {
 			continue
 		}
 		cat := kernelCategory[s.Category&7]
@@ -668,7 +693,7 @@ func (a *Assembler) addTimeline(p *profile.Profile, r *request, end uint64) {
 		// its waits). One that straddles the window counts the overlapping
 		// fraction of both, so the timeline never exceeds the request.
 		blocked, runq := int64(s.BlockedNS), int64(s.RunqNS)
-		lo, hi := max(s.Start, r.start), min(s.Run, end)
+		lo, hi := max(s.Start, from), min(s.Run, end)
 		switch span := s.Run - s.Start; {
 		case hi-lo >= span:
 		case s.Count <= 1 && s.Wake >= s.Start && s.Wake <= s.Run:

@@ -1660,3 +1660,54 @@ func TestStaleRequestDoesNotSwallowTheNext(t *testing.T) {
 		t.Errorf("counters %+v", c)
 	}
 }
+
+// A worker of a saturated pool reads a request whose bytes arrived while it
+// was serving another: the request starts at the arrival, the wait is queue
+// (a timeline segment naming the thread), and the worker's waits before the
+// read (the previous request's) stay out of its timeline.
+func TestQueuedInReceiveBuffer(t *testing.T) {
+	h := newHarness(t, Config{})
+	th := newThr(101, "worker-1")
+	h.feed(th.read(5, req("GET", "/first")))
+	arrival := th.ts + 1*ms // the second request's bytes come meanwhile
+	h.feed(th.wait(event.CatSleep, 150*ms, 20*us, nil))
+	h.feed(th.write(5, resp(200, "one")))
+	th.spend(event.CatCPU, 40*us)
+	rd := th.read(6, req("GET", "/second"))
+	rd.Arrival = arrival
+	readTS := th.ts
+	h.feed(rd)
+	th.spend(event.CatCPU, 3*ms)
+	h.feed(th.write(6, resp(200, "two")))
+	h.wantN(2)
+	p := h.out[1]
+	if p.Path != "/second" {
+		t.Fatalf("last profile is %s", p.Path)
+	}
+	checkExact(t, p)
+	queue := int64(readTS - arrival)
+	if want := (bd{profile.Queue: queue, profile.CPU: int64(3 * ms)}); !reflect.DeepEqual(p.Breakdown, want) {
+		t.Errorf("breakdown %v, want %v", p.Breakdown, want)
+	}
+	if p.DurationNS != queue+int64(3*ms) || p.StartTime != time.Unix(0, int64(arrival)) {
+		t.Errorf("duration %d start %v: want from the arrival", p.DurationNS, p.StartTime)
+	}
+	want := []profile.Segment{{Category: profile.Queue, DurationNS: queue,
+		Detail: "request waited in the socket receive buffer until thread 101 (worker-1) read it"}}
+	if !reflect.DeepEqual(p.Timeline, want) {
+		t.Errorf("timeline %+v, want only the queue (the sleep was the first request's)", p.Timeline)
+	}
+
+	// Bytes that came while the thread waited for them carry no arrival
+	// (the kernel drops it): nothing changes.
+	h2 := newHarness(t, Config{})
+	h2.wantN(0)
+	th2 := newThr(102, "w")
+	h2.feed(th2.read(5, req("GET", "/x")))
+	th2.spend(event.CatCPU, ms)
+	h2.feed(th2.write(5, resp(200, "")))
+	h2.wantN(1)
+	if q := h2.out[0].Breakdown[profile.Queue]; q != 0 {
+		t.Errorf("queue %d without an arrival", q)
+	}
+}

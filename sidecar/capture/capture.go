@@ -148,6 +148,9 @@ func (c *Camera) attach() error {
 		{c.objs.OnExit, "sched_process_exit"},
 		{c.objs.OnSend, "sock_send_length"},
 		{c.objs.OnRecv, "sock_recv_length"},
+		// When request bytes reach a pod's TCP socket: the start of the
+		// time a request waits before a worker thread reads it (queue).
+		{c.objs.OnTcpProbe, "tcp_probe"},
 	}
 	for _, p := range progs {
 		l, err := link.AttachTracing(link.TracingOptions{Program: p.prog})

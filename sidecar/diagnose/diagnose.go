@@ -199,10 +199,11 @@ func analyze(p *profile.Profile, top share, dnsTypical int64) finding {
 		return sleepFinding(p)
 	case profile.Queue:
 		return finding{
-			cause:  profile.CauseQueue,
-			label:  string(profile.Queue),
-			phrase: "waiting for a worker to pick the request up",
-			count:  "the request was not being served yet: the worker pool or accept queue is saturated",
+			cause:   profile.CauseQueue,
+			label:   string(profile.Queue),
+			phrase:  "waiting for a worker to pick the request up",
+			details: longest(segmentsOf(p, profile.Queue), byDuration, segLine),
+			count:   "the request was not being served yet: every worker was busy (a saturated pool, or requests pipelined behind a slow one)",
 		}
 	case profile.Epoll:
 		return epollFinding(p, top, dnsTypical)

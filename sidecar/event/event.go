@@ -112,7 +112,12 @@ type Data struct {
 	Ret      int64 // bytes moved; 0 = EOF on a read
 	// Socket is the socket's cookie (unique for the socket's life and never
 	// reused, unlike its address or fd): with PID, the key of a connection.
-	Socket  uint64
+	Socket uint64
+	// Arrival (reads of TCP only) is when the oldest bytes this read
+	// returned reached the socket, when the thread was not already waiting
+	// for them: the request sat in the receive buffer from Arrival to TS
+	// before this thread picked it up. 0 when unknown or not applicable.
+	Arrival uint64
 	FD      int32 // the syscall's fd, -1 when it has none
 	Syscall uint16
 	Out     bool // written (response/outbound) rather than read
@@ -195,6 +200,7 @@ func decode(raw []byte, reuse *Data) (any, error) {
 			Counters: r.Counters,
 			Ret:      r.Ret,
 			Socket:   r.Sk,
+			Arrival:  r.Arrival,
 			FD:       r.Fd,
 			Syscall:  r.Sysnr,
 			Out:      r.Dir == 1,

@@ -95,7 +95,7 @@ func TestLayoutSizes(t *testing.T) {
 	}{
 		{"event_hdr", unsafe.Sizeof(bpf.CameraEventHdr{}), 32},
 		{"sock_info", unsafe.Sizeof(bpf.CameraSockInfo{}), 40},
-		{"data_event", unsafe.Sizeof(bpf.CameraDataEvent{}), 728},
+		{"data_event", unsafe.Sizeof(bpf.CameraDataEvent{}), 736},
 	} {
 		if c.got != c.want {
 			t.Errorf("sizeof(%s) = %d, want %d", c.name, c.got, c.want)
@@ -119,15 +119,16 @@ func TestLayoutSizes(t *testing.T) {
 	}{
 		{"ret", unsafe.Offsetof(d.Ret), 96},
 		{"sk", unsafe.Offsetof(d.Sk), 104},
-		{"fd", unsafe.Offsetof(d.Fd), 112},
-		{"sysnr", unsafe.Offsetof(d.Sysnr), 116},
-		{"dir", unsafe.Offsetof(d.Dir), 118},
-		{"data_len", unsafe.Offsetof(d.DataLen), 120},
-		{"addr_len", unsafe.Offsetof(d.AddrLen), 122},
-		{"sock", unsafe.Offsetof(d.Sock), 128},
-		{"addr", unsafe.Offsetof(d.Addr), 168},
-		{"comm", unsafe.Offsetof(d.Comm), 196},
-		{"data", unsafe.Offsetof(d.Data), 212},
+		{"arrival", unsafe.Offsetof(d.Arrival), 112},
+		{"fd", unsafe.Offsetof(d.Fd), 120},
+		{"sysnr", unsafe.Offsetof(d.Sysnr), 124},
+		{"dir", unsafe.Offsetof(d.Dir), 126},
+		{"data_len", unsafe.Offsetof(d.DataLen), 128},
+		{"addr_len", unsafe.Offsetof(d.AddrLen), 130},
+		{"sock", unsafe.Offsetof(d.Sock), 136},
+		{"addr", unsafe.Offsetof(d.Addr), 176},
+		{"comm", unsafe.Offsetof(d.Comm), 204},
+		{"data", unsafe.Offsetof(d.Data), 220},
 	} {
 		if c.got != c.want {
 			t.Errorf("offsetof(data_event.%s) = %d, want %d", c.name, c.got, c.want)
