@@ -14,7 +14,7 @@ DEPS := clang-14:clang-14 /usr/include/bpf/bpf_helpers.h:libbpf-dev curl:curl \
         /usr/include/google/protobuf/timestamp.proto:libprotobuf-dev \
         /usr/share/gocode/src/github.com/grpc-ecosystem/grpc-gateway/third_party/googleapis/google/api/annotations.proto:golang-github-grpc-ecosystem-grpc-gateway-dev
 
-.PHONY: all build demo test unit e2e generate bench deps fmt-check vet clean images kube-binaries
+.PHONY: all build demo test unit e2e generate bench deps fmt-check vet clean images kube-binaries cases
 
 all: build
 
@@ -65,6 +65,12 @@ unit:
 
 e2e: deps kube-binaries
 	TRACECAM_REQUIRE_KUBE=1 $(GO) test -count=1 -timeout 30m -v ./e2e/
+
+## cases: the field cases of docs/cases/ end to end (e2e/case*_test.go); each
+## writes the camera output of its key trace into docs/cases/output/ and into
+## its page (the blocks between the BEGIN/END output markers)
+cases: deps
+	TRACECAM_CASES_OUT=$(CURDIR)/docs/cases/output $(GO) test -count=1 -timeout 15m -v -run 'TestCase' ./e2e/
 
 ## bench: throughput and node tax with vs without the sidecar, side by side
 bench: deps

@@ -50,7 +50,10 @@ struct thread_state {
 	u32 waker_tid;
 	u32 waker_tgid;
 	u8 off_cat;
-	u8 _pad[3];
+	/* the waker was in a futex syscall (a lock release), not interrupted
+	 * by a timer that happened to hit it */
+	u8 waker_futex;
+	u8 _pad[2];
 	char waker_comm[16];
 	struct wait_detail d;
 	/* the run of same-kind short waits being coalesced into a segment */
@@ -60,7 +63,18 @@ struct thread_state {
 	s32 agg_sys;
 	u32 agg_n;
 	u8 agg_cat;
-	u8 _pad3[7];
+	/* the run is of timed futex waits that expired (sleep so far): kept,
+	 * not emitted, until it is known whether a wait on the same futex that
+	 * another thread ends follows (then it was all one lock wait) */
+	u8 agg_poll;
+	u8 _pad3[6];
+	u64 agg_run; /* back on CPU after the run's last wait */
+	/* sendmmsg/recvmmsg: the vector and the message of it that this
+	 * thread's last socket transfer moved, and how many bytes */
+	u64 mmsg_vec;
+	s64 mmsg_ret;
+	u32 mmsg_idx;
+	s32 mmsg_nr;
 };
 
 struct {
@@ -159,15 +173,29 @@ static __always_inline bool watched(void)
 	return true;
 }
 
-/* When the oldest unread bytes of a pod's TCP socket arrived: set by
- * tcp_probe when data comes in and none is pending, taken (and cleared) by
- * the next read. Socket storage lives and dies with the socket. */
+/* Per TCP socket of the pod, kept by tcp_probe (every segment received):
+ * when the oldest unread bytes arrived (taken and cleared by the next read),
+ * and the peer's receive window: how long sending was held back by it, its
+ * smallest value since the last read. Socket storage lives and dies with
+ * the socket. */
+struct sk_state {
+	u64 arrival;
+	u64 rwnd_ns;       /* window-limited time, closed stretches */
+	u64 limited_since; /* open stretch (0: not limited) */
+	u32 wnd;
+	u32 wnd_min1; /* smallest window + 1 since the last read; 0 none */
+	u32 deliver_seq; /* write_seq at the last write, awaiting its ACK */
+	u32 tgid;        /* the writer */
+	u8 deliver_pending;
+	u8 _pad[7];
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, int);
-	__type(value, u64);
-} arrivals SEC(".maps");
+	__type(value, struct sk_state);
+} sk_states SEC(".maps");
 
 /* The pod filter for a socket (tcp_probe runs in softirq, in whatever task
  * the packet interrupted): the cgroup the socket was created in (accepted
@@ -175,6 +203,7 @@ struct {
  * loads up the parent chain, no helper call: this runs for every TCP segment
  * the node receives. */
 #define MAX_LEVELS_BELOW 8
+#define SOCK_NOSPACE 2 /* enum socket_flags: a writer found the send buffer full */
 static __always_inline bool sk_watched(struct sock *sk)
 {
 	struct cgroup *cg = sk->sk_cgrp_data.cgroup;
@@ -450,7 +479,7 @@ static __always_inline u8 classify(struct task_struct *task, struct thread_state
 
 /* ---- accounting ---- */
 
-static __always_inline void emit_segment(struct thread_state *st, u64 in_ts, u64 now)
+static __always_inline void emit_segment(struct thread_state *st, u64 now)
 {
 	struct segment_event *e = reserve(sizeof(*e), EV_SEGMENT);
 	if (!e)
@@ -458,7 +487,7 @@ static __always_inline void emit_segment(struct thread_state *st, u64 in_ts, u64
 	fill_hdr(&e->h, EV_SEGMENT, now);
 	e->start = st->agg_start;
 	e->wake = st->agg_wake;
-	e->run = in_ts;
+	e->run = st->agg_run;
 	e->blocked_ns = st->agg_blocked;
 	e->runq_ns = st->agg_runq;
 	e->bytes = st->agg_bytes;
@@ -468,18 +497,91 @@ static __always_inline void emit_segment(struct thread_state *st, u64 in_ts, u64
 	__builtin_memcpy(e->waker_comm, st->waker_comm, sizeof(e->waker_comm));
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
 	__builtin_memcpy(&e->d, &st->d, sizeof(e->d));
+	if (st->agg_poll) {
+		/* Emitted after later waits replaced st->d and the waker: the run
+		 * is of expired timed waits on the futex at agg_arg, no waker. */
+		e->d.sysnr = st->agg_sys;
+		e->d.arg0 = st->agg_arg;
+		e->d.fd = -1;
+		e->d.fd_kind = FD_UNKNOWN;
+		e->d.iowait = 0;
+		e->d.timed = 1;
+		e->d.ino = 0;
+		e->d.path_depth = 0;
+		e->d.path_cut = 0;
+		__builtin_memset(&e->d.sock, 0, sizeof(e->d.sock));
+		e->waker_tid = 0;
+		e->waker_comm[0] = 0;
+	}
 	bpf_ringbuf_submit(e, wakeup_flags(sizeof(*e)));
+}
+
+/* A runq wait of its own (from off_ts to in_ts), leaving the run alone. */
+static __always_inline void emit_runq(struct thread_state *st, u64 start, u64 run, u64 now)
+{
+	struct segment_event *e = reserve(sizeof(*e), EV_SEGMENT);
+	if (!e)
+		return;
+	fill_hdr(&e->h, EV_SEGMENT, now);
+	e->start = start;
+	e->wake = 0;
+	e->run = run;
+	e->blocked_ns = run - start;
+	e->runq_ns = 0;
+	e->bytes = -1;
+	e->count = 1;
+	e->waker_tid = 0;
+	e->cat = CAT_RUNQ;
+	e->waker_comm[0] = 0;
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	__builtin_memcpy(&e->d, &st->d, sizeof(e->d));
+	bpf_ringbuf_submit(e, wakeup_flags(sizeof(*e)));
+}
+
+/* End the run of short waits: a pending run of expired timed waits is
+ * emitted now (as sleep) if it reached the threshold; any other run not
+ * emitted yet is shorter than the threshold and dropped. */
+static __always_inline void end_run(struct thread_state *st, u64 now)
+{
+	if (st->agg_n && st->agg_poll && st->agg_blocked >= segment_ns)
+		emit_segment(st, now);
+	st->agg_n = 0;
+	st->agg_poll = 0;
 }
 
 /* Add a finished wait to the run of same-kind waits; emit the run once its
  * waiting time reaches the threshold. A wait of another kind starts a new
  * run, dropping a shorter-than-threshold one. */
 static __always_inline void add_wait(struct thread_state *st, u8 cat, u64 wait, u64 runq,
-				     u64 wake, u64 in_ts, u64 now, s64 bytes)
+				     u64 wake, u64 in_ts, u64 now, s64 bytes, bool expired)
 {
+	if (cat == CAT_RUNQ && st->agg_n && st->agg_poll) {
+		/* Preempted between the timed waits of a pending run (a JVM
+		 * monitor's contender spins between its parks): the run goes on;
+		 * the runq time is in the counters, and a long one is a segment
+		 * of its own. */
+		if (wait >= segment_ns)
+			emit_runq(st, in_ts - wait, in_ts, now);
+		return;
+	}
 	if (st->agg_n && (st->agg_cat != cat || st->agg_sys != st->d.sysnr ||
-			  st->agg_arg != st->d.arg0))
-		st->agg_n = 0;
+			  st->agg_arg != st->d.arg0)) {
+		if (st->agg_poll && cat == CAT_LOCK && st->agg_sys == st->d.sysnr &&
+		    st->agg_arg == st->d.arg0) {
+			/* Timed waits on this futex expired, then a wait on it was
+			 * ended by another thread of the process: the expiries were
+			 * rechecks of one wait for that thread (a JVM monitor's first
+			 * contender parks 1, 8, 64, 512 ms at a time), so all of it
+			 * is lock. No socket transfer came in between (that ends the
+			 * run), so no snapshot has seen the sleep yet. */
+			st->counters[CAT_SLEEP] -= st->agg_blocked;
+			st->counters[CAT_LOCK] += st->agg_blocked;
+			st->agg_cat = CAT_LOCK;
+			st->agg_poll = 0;
+		} else {
+			end_run(st, now);
+		}
+	}
 	if (!st->agg_n) {
 		st->agg_start = st->off_ts;
 		st->agg_blocked = 0;
@@ -488,15 +590,17 @@ static __always_inline void add_wait(struct thread_state *st, u8 cat, u64 wait, 
 		st->agg_cat = cat;
 		st->agg_sys = st->d.sysnr;
 		st->agg_arg = st->d.arg0;
+		st->agg_poll = expired;
 	}
 	st->agg_n++;
+	st->agg_run = in_ts;
 	st->agg_blocked += wait;
 	st->agg_runq += runq;
 	st->agg_wake = wake;
 	if (bytes >= 0)
 		st->agg_bytes = st->agg_bytes < 0 ? bytes : st->agg_bytes + bytes;
-	if (st->agg_blocked >= segment_ns) {
-		emit_segment(st, in_ts, now);
+	if (st->agg_blocked >= segment_ns && !st->agg_poll) {
+		emit_segment(st, now);
 		st->agg_n = 0;
 	}
 }
@@ -511,6 +615,7 @@ static __always_inline void settle(struct thread_state *st, u64 in_ts, u64 now,
 {
 	if (st->off_ts) {
 		u64 blocked = 0, runq;
+		bool expired = false;
 		if (in_ts < st->off_ts)
 			in_ts = st->off_ts;
 		if (st->wake_ts >= st->off_ts && st->wake_ts <= in_ts)
@@ -519,17 +624,21 @@ static __always_inline void settle(struct thread_state *st, u64 in_ts, u64 now,
 		/* A timed futex wait ended by something outside the process (the
 		 * timer, from whatever task its interrupt hit) expired: nobody
 		 * released a lock, the thread slept (e.g. JVM Thread.sleep). */
+		/* (A timer interrupt wakes in whatever task it hits: one of the
+		 * process's own threads is no releaser unless it is in futex.) */
 		if (st->off_cat == CAT_LOCK && st->d.timed &&
-		    st->waker_tgid != (u32)(bpf_get_current_pid_tgid() >> 32))
+		    (st->waker_tgid != (u32)(bpf_get_current_pid_tgid() >> 32) || !st->waker_futex)) {
 			st->off_cat = CAT_SLEEP;
+			expired = st->d.sysnr == NR_futex;
+		}
 		if (st->off_cat < NCAT)
 			st->counters[st->off_cat & (NCAT - 1)] += blocked;
 		st->counters[CAT_RUNQ] += runq;
 		if (st->off_cat == CAT_RUNQ)
-			add_wait(st, CAT_RUNQ, runq, 0, 0, in_ts, now, -1);
+			add_wait(st, CAT_RUNQ, runq, 0, 0, in_ts, now, -1, false);
 		else if (blocked)
 			add_wait(st, st->off_cat, blocked, runq, st->wake_ts, in_ts, now,
-				 (exit_nr >= 0 && exit_nr == st->d.sysnr) ? bytes : -1);
+				 (exit_nr >= 0 && exit_nr == st->d.sysnr) ? bytes : -1, expired);
 		st->off_ts = 0;
 		st->wake_ts = 0;
 		st->on_ts = in_ts;
@@ -568,6 +677,7 @@ int BPF_PROG(on_switch, bool preempt, struct task_struct *prev, struct task_stru
 	st->wake_ts = 0;
 	st->waker_tid = 0;
 	st->waker_tgid = 0;
+	st->waker_futex = 0;
 	st->waker_comm[0] = 0;
 	if (preempt || prev_state == 0 /* TASK_RUNNING: yielded, still runnable */) {
 		st->off_cat = CAT_RUNQ;
@@ -590,6 +700,8 @@ int BPF_PROG(on_waking, struct task_struct *p)
 		return 0;
 	st->wake_ts = bpf_ktime_get_ns();
 	/* In sched_waking current is the waker (unlike sched_wakeup). */
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+	st->waker_futex = (s32)regs->orig_ax == NR_futex;
 	st->waker_tid = (u32)bpf_get_current_pid_tgid();
 	st->waker_tgid = bpf_get_current_pid_tgid() >> 32;
 	bpf_get_current_comm(st->waker_comm, sizeof(st->waker_comm));
@@ -599,9 +711,14 @@ int BPF_PROG(on_waking, struct task_struct *p)
 SEC("tp_btf/sched_process_exit")
 int BPF_PROG(on_exit, struct task_struct *p)
 {
+	struct thread_state *st;
 	struct event_hdr *e;
-	if (!watched() || !state(false))
+	if (!watched())
 		return 0;
+	st = state(false);
+	if (!st)
+		return 0;
+	end_run(st, bpf_ktime_get_ns());
 	e = reserve(sizeof(*e), EV_EXIT);
 	if (!e)
 		return 0;
@@ -622,9 +739,47 @@ int BPF_PROG(on_exit, struct task_struct *p)
 
 #define MSG_PEEK 2
 
+#define MMSGHDR_SIZE 64 /* struct mmsghdr: a msghdr, msg_len, padding */
+#define MMSG_LEN_OFF 56
+
+/* The msghdr of the message this socket transfer moves, for sendmsg and
+ * recvmsg (their argument) and sendmmsg and recvmmsg: the kernel moves a
+ * vector's messages one at a time, firing the tracepoint for each, and
+ * writes each message's msg_len once it is moved. So this transfer is
+ * message i+1 of the same call when this thread's last transfer was
+ * message i of the same vector and its msg_len now holds what it moved
+ * (glibc's resolver sends its A and AAAA queries with one sendmmsg: without
+ * this both would read as the first). 0 for other syscalls. */
+static __always_inline u64 msghdr_of(struct thread_state *st, s32 nr, struct pt_regs *regs, s64 ret)
+{
+	u64 vec = regs->si;
+	u32 idx = 0, done = 0;
+
+	if (nr == NR_sendmsg || nr == NR_recvmsg) {
+		st->mmsg_vec = 0;
+		return vec;
+	}
+	if (nr != NR_sendmmsg && nr != NR_recvmmsg) {
+		st->mmsg_vec = 0;
+		return 0;
+	}
+	if (st->mmsg_vec == vec && st->mmsg_nr == nr && st->mmsg_idx < 1024 &&
+	    st->mmsg_idx + 1 < (u32)regs->dx &&
+	    bpf_probe_read_user(&done, sizeof(done),
+				(void *)(vec + (u64)st->mmsg_idx * MMSGHDR_SIZE + MMSG_LEN_OFF)) == 0 &&
+	    done == (u32)st->mmsg_ret)
+		idx = st->mmsg_idx + 1;
+	st->mmsg_vec = vec;
+	st->mmsg_nr = nr;
+	st->mmsg_idx = idx;
+	st->mmsg_ret = ret;
+	return vec + (u64)idx * MMSGHDR_SIZE;
+}
+
 /* The user buffer holding the first bytes a data syscall moved, and its
- * size, from the syscall's arguments (x86_64: di si dx r10 r8 r9). */
-static __always_inline u64 first_buf(s32 nr, struct pt_regs *regs, u64 *len)
+ * size, from the syscall's arguments (x86_64: di si dx r10 r8 r9) or, for
+ * the msg families, the message's msghdr (msgp). */
+static __always_inline u64 first_buf(s32 nr, struct pt_regs *regs, u64 msgp, u64 *len)
 {
 	struct iovec_abi iov = {};
 	u64 iovp = 0;
@@ -639,9 +794,8 @@ static __always_inline u64 first_buf(s32 nr, struct pt_regs *regs, u64 *len)
 		iovp = regs->si;
 		break;
 	case NR_recvmsg: case NR_sendmsg: case NR_recvmmsg: case NR_sendmmsg: {
-		/* mmsghdr starts with a msghdr: the first message is enough. */
 		struct msghdr_abi m = {};
-		bpf_probe_read_user(&m, sizeof(m), (void *)regs->si);
+		bpf_probe_read_user(&m, sizeof(m), (void *)msgp);
 		iovp = m.msg_iov;
 		break;
 	}
@@ -657,7 +811,7 @@ static __always_inline u64 first_buf(s32 nr, struct pt_regs *regs, u64 *len)
 /* The destination of an unconnected datagram (sendto's 5th argument or
  * msg_name), for DNS over UDP. Only sends: a recvfrom's source address is
  * copied to user memory after this tracepoint. */
-static __always_inline void datagram_addr(struct data_event *e, s32 nr, struct pt_regs *regs)
+static __always_inline void datagram_addr(struct data_event *e, s32 nr, struct pt_regs *regs, u64 msgp)
 {
 	u64 addr = 0;
 	e->addr_len = 0;
@@ -665,7 +819,7 @@ static __always_inline void datagram_addr(struct data_event *e, s32 nr, struct p
 		addr = regs->r8;
 	} else if (nr == NR_sendmsg || nr == NR_sendmmsg) {
 		struct msghdr_abi m = {};
-		bpf_probe_read_user(&m, sizeof(m), (void *)regs->si);
+		bpf_probe_read_user(&m, sizeof(m), (void *)msgp);
 		addr = m.msg_name;
 	}
 	if (addr && bpf_probe_read_user(e->addr, sizeof(e->addr), (void *)addr) == 0)
@@ -692,7 +846,9 @@ static __always_inline int on_sock_data(struct sock *sk, int ret, int flags, u8 
 	struct thread_state *st;
 	struct pt_regs *regs;
 	struct data_event *e;
-	u64 now, buf, len = 0, n, arrival = 0;
+	u64 now, buf, len = 0, n, arrival = 0, rwnd = 0, msgp;
+	u32 wnd = 0, wnd_min1 = 0, unacked = 0;
+	struct sk_state *ss;
 	s32 nr;
 
 	if (ret < 0 || (ret == 0 && dir) || (flags & MSG_PEEK))
@@ -705,11 +861,28 @@ static __always_inline int on_sock_data(struct sock *sk, int ret, int flags, u8 
 	now = bpf_ktime_get_ns();
 	regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
 	nr = (s32)regs->orig_ax;
+	ss = bpf_sk_storage_get(&sk_states, sk, 0, 0);
+	if (ss) {
+		rwnd = ss->rwnd_ns + (ss->limited_since && now > ss->limited_since ? now - ss->limited_since : 0);
+		wnd = ss->wnd;
+		wnd_min1 = ss->wnd_min1;
+	}
+	if (dir && ss && sk->sk_protocol == 6 /* TCP */) {
+		struct tcp_sock *tp = bpf_skc_to_tcp_sock(sk);
+		if (tp) {
+			u32 wseq = tp->write_seq, una = tp->snd_una;
+			ss->deliver_seq = wseq;
+			ss->tgid = bpf_get_current_pid_tgid() >> 32;
+			ss->deliver_pending = wseq != una;
+			unacked = wseq - una;
+		}
+	}
 	if (!dir) {
-		u64 *a = bpf_sk_storage_get(&arrivals, sk, 0, 0);
-		if (a) {
-			arrival = *a;
-			*a = 0;
+		if (ss) {
+			arrival = ss->arrival;
+			ss->arrival = 0;
+			/* A request read starts a new response: its smallest window. */
+			ss->wnd_min1 = 0;
 		}
 		/* Off CPU since before the bytes came (blocked in this read, or in
 		 * epoll): the gap to this read is the wake-up, not a queue. */
@@ -721,7 +894,8 @@ static __always_inline int on_sock_data(struct sock *sk, int ret, int flags, u8 
 	settle(st, cpu_switch_ts(), now, nr, ret);
 	/* Socket bytes mark request boundaries: a run of short waits must not
 	 * straddle two requests. */
-	st->agg_n = 0;
+	end_run(st, now);
+	msgp = msghdr_of(st, nr, regs, ret);
 	e = reserve(sizeof(*e), EV_DATA);
 	if (!e)
 		return 0;
@@ -732,6 +906,11 @@ static __always_inline int on_sock_data(struct sock *sk, int ret, int flags, u8 
 	 * key that cannot alias an earlier connection whose end we missed. */
 	e->sk = bpf_get_socket_cookie(sk);
 	e->arrival = arrival;
+	e->rwnd_limited_ns = rwnd;
+	e->peer_wnd = wnd;
+	e->peer_wnd_min1 = wnd_min1;
+	e->unacked = unacked;
+	e->_pad3 = 0;
 	e->fd = data_fd(nr, regs);
 	e->sysnr = nr;
 	e->dir = dir;
@@ -741,16 +920,16 @@ static __always_inline int on_sock_data(struct sock *sk, int ret, int flags, u8 
 	sock_info_direct(sk, &e->sock);
 	e->addr_len = 0;
 	if (dir && e->sock.proto == 17 /* UDP */)
-		datagram_addr(e, nr, regs);
+		datagram_addr(e, nr, regs, msgp);
 	/* The thread name labels a request, which starts with a read. */
 	if (dir)
 		e->comm[0] = 0;
 	else
 		bpf_get_current_comm(e->comm, sizeof(e->comm));
 	e->data_len = 0;
-	buf = first_buf(nr, regs, &len);
-	/* mmsg: the first message's first iovec bounds what we can read. */
-	n = (nr == NR_recvmmsg || nr == NR_sendmmsg) ? len : (u64)ret;
+	buf = first_buf(nr, regs, msgp, &len);
+	/* The message's first iovec bounds what we can read. */
+	n = (u64)ret;
 	if (n > len)
 		n = len;
 	if (n > DATA_MAX)
@@ -773,27 +952,136 @@ int BPF_PROG(on_recv, struct sock *sk, int ret, int flags)
 	return on_sock_data(sk, ret, flags, 0);
 }
 
+/* Everything written on sk has been acknowledged: say when. */
+static __always_inline void emit_acked(struct sock *sk, struct sk_state *ss, u64 now, u32 wnd)
+{
+	struct acked_event *e;
+
+	ss->deliver_pending = 0;
+	e = reserve(sizeof(*e), EV_ACKED);
+	if (!e)
+		return;
+	e->h.type = EV_ACKED;
+	e->h.flags = 0;
+	e->h.cpu = bpf_get_smp_processor_id();
+	e->h.pid = ss->tgid;
+	e->h.tid = 0;
+	e->h._pad = 0;
+	e->h.ts = now;
+	e->h.lost_seq = lost_seq;
+	e->sk = bpf_get_socket_cookie(sk);
+	e->rwnd_limited_ns = ss->rwnd_ns + (ss->limited_since && now > ss->limited_since ? now - ss->limited_since : 0);
+	e->peer_wnd = wnd;
+	e->peer_wnd_min1 = ss->wnd_min1;
+	bpf_ringbuf_submit(e, wakeup_flags(sizeof(*e)));
+}
+
 /* Data reaching a pod's TCP socket: remember when the oldest unread bytes
  * arrived. Fires at the start of tcp_rcv_established for every segment of
  * every established TCP socket on the node, so the pod filter comes first. */
 SEC("tp_btf/tcp_probe")
 int BPF_PROG(on_tcp_probe, struct sock *sk, const struct sk_buff *skb)
 {
+	struct tcp_sock *tp;
+	struct sk_state *ss;
+	struct socket *sock;
+	u32 wnd, una, nxt, wseq, mss, ival;
+	u64 per_rtt;
 	u8 doff = 0;
-	u64 *a;
+	bool limited;
+	u64 now;
 
 	if (!sk_watched(sk))
 		return 0;
+	tp = bpf_skc_to_tcp_sock(sk);
+	if (!tp)
+		return 0;
+	ss = bpf_sk_storage_get(&sk_states, sk, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!ss)
+		return 0;
+	now = bpf_ktime_get_ns();
+	/* The state before this segment is processed: does the sender have more
+	 * to send (unsent bytes queued, or a writer blocked for send-buffer
+	 * space: the buffer holds only what is in flight) while the peer's
+	 * advertised window is what bounds the rate? It is when the window is no
+	 * larger than what the connection actually moves per round trip (the
+	 * last delivery-rate sample x smoothed RTT, within a third): a sender
+	 * bound by the link or by congestion delivers far less per round trip
+	 * than a window sized for the path, one bound by the window delivers
+	 * about a window. (In flight at one instant is too noisy: pacing and
+	 * ACK spacing keep it a few segments short of the window.) Stretches
+	 * between segments where it was are window-limited time (about one
+	 * round trip of error at each end). */
+	wnd = tp->snd_wnd;
+	una = tp->snd_una;
+	nxt = tp->snd_nxt;
+	wseq = tp->write_seq;
+	mss = tp->mss_cache;
+	sock = sk->sk_socket;
+	ival = tp->rate_interval_us;
+	per_rtt = ival ? (u64)tp->rate_delivered * mss * (tp->srtt_us >> 3) / ival : 0;
+	limited = (wseq != nxt || (sock && (sock->flags & (1UL << SOCK_NOSPACE)))) &&
+		  per_rtt * 4 >= (u64)wnd * 3;
+	if (limited && !ss->limited_since) {
+		ss->limited_since = now;
+	} else if (!limited && ss->limited_since) {
+		if (now > ss->limited_since)
+			ss->rwnd_ns += now - ss->limited_since;
+		ss->limited_since = 0;
+	}
+	ss->wnd = wnd;
+	if (wseq != una && (!ss->wnd_min1 || wnd + 1 < ss->wnd_min1))
+		ss->wnd_min1 = wnd + 1;
+	if (ss->deliver_pending) {
+		u32 ack = 0;
+		/* ack_seq, bytes 8-11 of the TCP header, network order */
+		if (!bpf_probe_read_kernel(&ack, 4, skb->data + 8) &&
+		    (s32)(bpf_ntohl(ack) - ss->deliver_seq) >= 0) {
+			emit_acked(sk, ss, now, wnd);
+		}
+	}
 	/* A pure ACK carries no request bytes: payload = len - TCP header
 	 * (skb->data points at the TCP header here; doff in byte 12). */
 	if (bpf_probe_read_kernel(&doff, 1, skb->data + 12) || skb->len <= (u32)(doff >> 4) * 4)
 		return 0;
-	a = bpf_sk_storage_get(&arrivals, sk, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
-	if (a && !*a)
-		*a = bpf_ktime_get_ns();
+	if (!ss->arrival)
+		ss->arrival = now;
+	return 0;
+}
+
+/* A server that closes the connection after its response (Connection:
+ * close, HTTP/1.0) leaves ESTABLISHED at once, and tcp_probe fires only in
+ * ESTABLISHED: the ACK of the response's last byte then shows as the ACK of
+ * the FIN that follows it, i.e. a state change out of FIN_WAIT1, CLOSING or
+ * LAST_ACK into the next state of an orderly close. */
+#define TCP_FIN_WAIT1 4
+#define TCP_FIN_WAIT2 5
+#define TCP_TIME_WAIT 6
+#define TCP_CLOSE 7
+#define TCP_LAST_ACK 9
+#define TCP_CLOSING 11
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(on_set_state, const struct sock *csk, const int oldstate, const int newstate)
+{
+	struct sock *sk = (struct sock *)csk;
+	struct sk_state *ss;
+	u64 now;
+
+	if (!((oldstate == TCP_FIN_WAIT1 && (newstate == TCP_FIN_WAIT2 || newstate == TCP_TIME_WAIT)) ||
+	      (oldstate == TCP_CLOSING && newstate == TCP_TIME_WAIT) ||
+	      (oldstate == TCP_LAST_ACK && newstate == TCP_CLOSE)))
+		return 0;
+	if (!sk_watched(sk))
+		return 0;
+	ss = bpf_sk_storage_get(&sk_states, sk, 0, 0);
+	if (!ss || !ss->deliver_pending)
+		return 0;
+	now = bpf_ktime_get_ns();
+	emit_acked(sk, ss, now, ss->wnd);
 	return 0;
 }
 
 /* Referenced so the event types reach BTF for bpf2go -type. */
 const struct data_event *_data_event __attribute__((unused));
 const struct segment_event *_segment_event __attribute__((unused));
+const struct acked_event *_acked_event __attribute__((unused));

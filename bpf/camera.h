@@ -22,7 +22,8 @@ enum event_type {
 	EV_DATA = 1,    /* read/write of bytes on a socket */
 	EV_SEGMENT = 2, /* a wait longer than the segment threshold */
 	EV_EXIT = 3,    /* a watched thread exited (record: event_hdr alone) */
-	EV_TYPES = 4,
+	EV_ACKED = 4,   /* the peer acknowledged everything written on a TCP socket */
+	EV_TYPES = 5,
 };
 
 enum fd_kind {
@@ -72,6 +73,17 @@ struct data_event {
 	 * a request sat in the receive buffer before a thread picked it up.
 	 * 0 when unknown or not applicable. */
 	u64 arrival;
+	/* TCP (0 otherwise): how long, in all, the socket has had data to send
+	 * that the peer's advertised receive window did not let out (sampled at
+	 * each segment received); the peer's window now, and its smallest value
+	 * plus one (0: none seen) since the socket's last read. */
+	u64 rwnd_limited_ns;
+	u32 peer_wnd;
+	u32 peer_wnd_min1;
+	/* writes on TCP: bytes written but not yet acknowledged by the peer
+	 * once this write returned (an EV_ACKED follows when they are) */
+	u32 unacked;
+	u32 _pad3;
 	s32 fd;             /* from the syscall's first argument, -1 if none */
 	u16 sysnr;
 	u8 dir; /* 0 = in (read/recv), 1 = out (write/send) */
@@ -126,6 +138,18 @@ struct segment_event {
 	char waker_comm[16];
 	char comm[16];
 	struct wait_detail d;
+};
+
+/* Everything written on a TCP socket of the pod, up to its last write, has
+ * reached the peer (its ACK came in): when a response was delivered, and
+ * the window figures up to then. h.pid is the writer's process (h.tid 0: it
+ * comes from softirq). */
+struct acked_event {
+	struct event_hdr h;
+	u64 sk; /* socket cookie, as in data_event */
+	u64 rwnd_limited_ns;
+	u32 peer_wnd;
+	u32 peer_wnd_min1;
 };
 
 #endif

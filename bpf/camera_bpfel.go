@@ -13,25 +13,39 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type CameraAckedEvent struct {
+	_             structs.HostLayout
+	H             CameraEventHdr
+	Sk            uint64
+	RwndLimitedNs uint64
+	PeerWnd       uint32
+	PeerWndMin1   uint32
+}
+
 type CameraDataEvent struct {
-	_        structs.HostLayout
-	H        CameraEventHdr
-	Counters [8]uint64
-	Ret      int64
-	Sk       uint64
-	Arrival  uint64
-	Fd       int32
-	Sysnr    uint16
-	Dir      uint8
-	Pad      uint8
-	DataLen  uint16
-	AddrLen  uint16
-	Pad2     uint32
-	Sock     CameraSockInfo
-	Addr     [28]uint8
-	Comm     [16]int8
-	Data     [512]uint8
-	_        [4]byte
+	_             structs.HostLayout
+	H             CameraEventHdr
+	Counters      [8]uint64
+	Ret           int64
+	Sk            uint64
+	Arrival       uint64
+	RwndLimitedNs uint64
+	PeerWnd       uint32
+	PeerWndMin1   uint32
+	Unacked       uint32
+	Pad3          uint32
+	Fd            int32
+	Sysnr         uint16
+	Dir           uint8
+	Pad           uint8
+	DataLen       uint16
+	AddrLen       uint16
+	Pad2          uint32
+	Sock          CameraSockInfo
+	Addr          [28]uint8
+	Comm          [16]int8
+	Data          [512]uint8
+	_             [4]byte
 }
 
 type CameraEventHdr struct {
@@ -65,6 +79,19 @@ type CameraSegmentEvent struct {
 	D         CameraWaitDetail
 }
 
+type CameraSkState struct {
+	_              structs.HostLayout
+	Arrival        uint64
+	RwndNs         uint64
+	LimitedSince   uint64
+	Wnd            uint32
+	WndMin1        uint32
+	DeliverSeq     uint32
+	Tgid           uint32
+	DeliverPending uint8
+	Pad            [7]uint8
+}
+
 type CameraSockInfo struct {
 	_      structs.HostLayout
 	Family uint16
@@ -84,7 +111,8 @@ type CameraThreadState struct {
 	WakerTid   uint32
 	WakerTgid  uint32
 	OffCat     uint8
-	Pad        [3]uint8
+	WakerFutex uint8
+	Pad        [2]uint8
 	WakerComm  [16]int8
 	_          [4]byte
 	D          CameraWaitDetail
@@ -97,7 +125,13 @@ type CameraThreadState struct {
 	AggSys     int32
 	AggN       uint32
 	AggCat     uint8
-	Pad3       [7]uint8
+	AggPoll    uint8
+	Pad3       [6]uint8
+	AggRun     uint64
+	MmsgVec    uint64
+	MmsgRet    int64
+	MmsgIdx    uint32
+	MmsgNr     int32
 }
 
 type CameraWaitDetail struct {
@@ -122,8 +156,8 @@ type CameraWaitDetail struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	CameraMapArrivals     = "arrivals"
 	CameraMapEvents       = "events"
+	CameraMapSkStates     = "sk_states"
 	CameraMapStats        = "stats"
 	CameraMapSwitchTs     = "switch_ts"
 	CameraMapThreads      = "threads"
@@ -131,9 +165,11 @@ const (
 	CameraProgOnExit      = "on_exit"
 	CameraProgOnRecv      = "on_recv"
 	CameraProgOnSend      = "on_send"
+	CameraProgOnSetState  = "on_set_state"
 	CameraProgOnSwitch    = "on_switch"
 	CameraProgOnTcpProbe  = "on_tcp_probe"
 	CameraProgOnWaking    = "on_waking"
+	CameraVarAckedEvent   = "_acked_event"
 	CameraVarDataEvent    = "_data_event"
 	CameraVarSegmentEvent = "_segment_event"
 	CameraVarLostSeq      = "lost_seq"
@@ -190,6 +226,7 @@ type CameraProgramSpecs struct {
 	OnExit     *ebpf.ProgramSpec `ebpf:"on_exit"`
 	OnRecv     *ebpf.ProgramSpec `ebpf:"on_recv"`
 	OnSend     *ebpf.ProgramSpec `ebpf:"on_send"`
+	OnSetState *ebpf.ProgramSpec `ebpf:"on_set_state"`
 	OnSwitch   *ebpf.ProgramSpec `ebpf:"on_switch"`
 	OnTcpProbe *ebpf.ProgramSpec `ebpf:"on_tcp_probe"`
 	OnWaking   *ebpf.ProgramSpec `ebpf:"on_waking"`
@@ -199,8 +236,8 @@ type CameraProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type CameraMapSpecs struct {
-	Arrivals *ebpf.MapSpec `ebpf:"arrivals"`
 	Events   *ebpf.MapSpec `ebpf:"events"`
+	SkStates *ebpf.MapSpec `ebpf:"sk_states"`
 	Stats    *ebpf.MapSpec `ebpf:"stats"`
 	SwitchTs *ebpf.MapSpec `ebpf:"switch_ts"`
 	Threads  *ebpf.MapSpec `ebpf:"threads"`
@@ -211,6 +248,7 @@ type CameraMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type CameraVariableSpecs struct {
+	AckedEvent   *ebpf.VariableSpec `ebpf:"_acked_event"`
 	DataEvent    *ebpf.VariableSpec `ebpf:"_data_event"`
 	SegmentEvent *ebpf.VariableSpec `ebpf:"_segment_event"`
 	LostSeq      *ebpf.VariableSpec `ebpf:"lost_seq"`
@@ -242,8 +280,8 @@ func (o *CameraObjects) Close() error {
 //
 // It can be passed to LoadCameraObjects or ebpf.CollectionSpec.LoadAndAssign.
 type CameraMaps struct {
-	Arrivals *ebpf.Map `ebpf:"arrivals"`
 	Events   *ebpf.Map `ebpf:"events"`
+	SkStates *ebpf.Map `ebpf:"sk_states"`
 	Stats    *ebpf.Map `ebpf:"stats"`
 	SwitchTs *ebpf.Map `ebpf:"switch_ts"`
 	Threads  *ebpf.Map `ebpf:"threads"`
@@ -252,8 +290,8 @@ type CameraMaps struct {
 
 func (m *CameraMaps) Close() error {
 	return _CameraClose(
-		m.Arrivals,
 		m.Events,
+		m.SkStates,
 		m.Stats,
 		m.SwitchTs,
 		m.Threads,
@@ -265,6 +303,7 @@ func (m *CameraMaps) Close() error {
 //
 // It can be passed to LoadCameraObjects or ebpf.CollectionSpec.LoadAndAssign.
 type CameraVariables struct {
+	AckedEvent   *ebpf.Variable `ebpf:"_acked_event"`
 	DataEvent    *ebpf.Variable `ebpf:"_data_event"`
 	SegmentEvent *ebpf.Variable `ebpf:"_segment_event"`
 	LostSeq      *ebpf.Variable `ebpf:"lost_seq"`
@@ -283,6 +322,7 @@ type CameraPrograms struct {
 	OnExit     *ebpf.Program `ebpf:"on_exit"`
 	OnRecv     *ebpf.Program `ebpf:"on_recv"`
 	OnSend     *ebpf.Program `ebpf:"on_send"`
+	OnSetState *ebpf.Program `ebpf:"on_set_state"`
 	OnSwitch   *ebpf.Program `ebpf:"on_switch"`
 	OnTcpProbe *ebpf.Program `ebpf:"on_tcp_probe"`
 	OnWaking   *ebpf.Program `ebpf:"on_waking"`
@@ -293,6 +333,7 @@ func (p *CameraPrograms) Close() error {
 		p.OnExit,
 		p.OnRecv,
 		p.OnSend,
+		p.OnSetState,
 		p.OnSwitch,
 		p.OnTcpProbe,
 		p.OnWaking,

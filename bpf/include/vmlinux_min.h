@@ -165,6 +165,18 @@ struct sock {
 	u16 sk_protocol;
 	u16 sk_type;
 	struct sock_cgroup_data sk_cgrp_data;
+	struct socket *sk_socket;
+};
+
+struct tcp_sock {
+	u32 srtt_us; /* smoothed RTT << 3 */
+	u32 rate_delivered;
+	u32 rate_interval_us;
+	u32 snd_wnd;
+	u32 mss_cache;
+	u32 write_seq;
+	u32 snd_nxt;
+	u32 snd_una;
 };
 
 struct sk_buff {
@@ -174,6 +186,7 @@ struct sk_buff {
 
 struct socket {
 	short type;
+	unsigned long flags;
 	struct sock *sk;
 };
 

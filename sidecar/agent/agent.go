@@ -96,7 +96,7 @@ type Agent struct {
 	cacheDone      chan struct{}
 }
 
-var typeNames = [...]string{"", "data", "segment", "exit"}
+var typeNames = [...]string{"", "data", "segment", "exit", "acked"}
 
 // Start resolves the target, loads and attaches the probes, and starts
 // serving HTTP. Run consumes events until ctx ends.

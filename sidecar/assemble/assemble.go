@@ -82,6 +82,12 @@ type request struct {
 	// served is when the serving thread started on it: its counters and
 	// waits count from here (start may be earlier: when its bytes came).
 	served uint64
+	// The client socket's window-limited time when the request was read and
+	// at the last response write, and the peer's windows seen while the
+	// response went out (-1: none).
+	rwndStart, rwndLast uint64
+	wndMin, wndLast     int64
+	lastUnacked         uint32
 
 	respStarted bool
 	resp        httpparse.ResponseHead
@@ -108,6 +114,11 @@ type dnsQuery struct {
 	ts     uint64
 	rcode  string
 	done   uint64
+	// resent is when the same query (ID, name, type, server) was sent
+	// again, unanswered: a resolver's retry after its timeout. The retry
+	// reuses the ID, so an answer goes to the latest copy, and this one
+	// timed out then.
+	resent uint64
 }
 
 type conn struct {
@@ -131,8 +142,12 @@ type Assembler struct {
 	emit    func(*profile.Profile)
 	conns   map[connKey]*conn
 	threads map[uint32]*thread
-	now     uint64
-	c       Counters
+	// awaiting holds profiles whose response was still on its way to the
+	// client at its last write (TCP): they are emitted when the client
+	// acknowledges it (event.Acked), with the delivery time.
+	awaiting map[connKey]*awaitingProfile
+	now      uint64
+	c        Counters
 }
 
 // New makes an assembler that hands each completed profile to emit.
@@ -152,7 +167,8 @@ func New(cfg Config, emit func(*profile.Profile)) *Assembler {
 	if cfg.WallClock == nil {
 		cfg.WallClock = func(uint64) time.Time { return time.Time{} }
 	}
-	return &Assembler{cfg: cfg, emit: emit, conns: map[connKey]*conn{}, threads: map[uint32]*thread{}}
+	return &Assembler{cfg: cfg, emit: emit, conns: map[connKey]*conn{}, threads: map[uint32]*thread{},
+		awaiting: map[connKey]*awaitingProfile{}}
 }
 
 // Counters returns the tallies so far.
@@ -179,6 +195,65 @@ func (a *Assembler) Handle(ev any) {
 	case *event.Exit:
 		a.advance(e.TS)
 		a.onExit(e)
+	case *event.Acked:
+		a.advance(e.TS)
+		a.onAcked(e)
+	}
+}
+
+type awaitingProfile struct {
+	p         *profile.Profile
+	lastWrite uint64
+	rwndStart uint64
+	wndMin    int64
+}
+
+// onAcked completes a profile waiting for its response's delivery.
+func (a *Assembler) onAcked(e *event.Acked) {
+	key := connKey{e.PID, e.Socket}
+	w := a.awaiting[key]
+	if w == nil {
+		return
+	}
+	delete(a.awaiting, key)
+	p := w.p
+	if p.TCP == nil {
+		p.TCP = &profile.TCPSend{}
+	}
+	if e.TS > w.lastWrite {
+		p.TCP.DeliveryNS = int64(e.TS - w.lastWrite)
+	}
+	if e.RwndLimitedNS > w.rwndStart {
+		p.TCP.WindowLimitedNS = min(int64(e.RwndLimitedNS-w.rwndStart), p.DurationNS+p.TCP.DeliveryNS)
+	}
+	if e.PeerWindowSeen {
+		if w.wndMin < 0 || e.PeerWindowMin < w.wndMin {
+			w.wndMin = e.PeerWindowMin
+		}
+		p.TCP.PeerWindowBytes = e.PeerWindow
+	}
+	p.TCP.PeerWindowMinBytes = max(w.wndMin, 0)
+	a.emit(p)
+}
+
+// emitOrAwait emits p, or holds it until the client acknowledges the
+// response when bytes of it were still unacknowledged at its last write.
+func (a *Assembler) emitOrAwait(c *conn, r *request, p *profile.Profile) {
+	if r.lastUnacked == 0 || c.sock.Proto != 6 || len(a.awaiting) >= a.cfg.MaxConns {
+		a.emit(p)
+		return
+	}
+	if old := a.awaiting[c.key]; old != nil {
+		a.emit(old.p) // its acknowledgement was missed
+	}
+	a.awaiting[c.key] = &awaitingProfile{p: p, lastWrite: r.lastTS, rwndStart: r.rwndStart, wndMin: r.wndMin}
+}
+
+// flushAwaiting emits the profile held for key, if any, without delivery.
+func (a *Assembler) flushAwaiting(key connKey) {
+	if w := a.awaiting[key]; w != nil {
+		delete(a.awaiting, key)
+		a.emit(w.p)
 	}
 }
 
@@ -231,6 +306,9 @@ func (a *Assembler) onExit(e *event.Exit) {
 
 func (a *Assembler) onData(d *event.Data) {
 	key := connKey{d.PID, d.Socket}
+	// More traffic on a connection whose last response was never seen
+	// acknowledged: emit that profile as it is.
+	a.flushAwaiting(key)
 	// Only connections with a request in flight have state: a finished
 	// exchange leaves nothing behind, so closed connections cost nothing.
 	c := a.conns[key]
@@ -288,7 +366,8 @@ var headEnd = []byte("\r\n\r\n")
 var noHeaders = []string{}
 
 func (a *Assembler) startRequest(c *conn, d *event.Data, b []byte, n int64, pipelined bool) {
-	r := &request{tid: d.TID, comm: d.Comm, start: d.TS, served: d.TS, startCnt: d.Counters, lostSeq: d.LostSeq}
+	r := &request{tid: d.TID, comm: d.Comm, start: d.TS, served: d.TS, startCnt: d.Counters, lostSeq: d.LostSeq,
+		rwndStart: d.RwndLimitedNS, rwndLast: d.RwndLimitedNS, wndMin: -1, wndLast: -1}
 	r.reqBytes = n
 	if !pipelined && d.Arrival != 0 && d.Arrival < d.TS {
 		// The bytes waited in the socket's receive buffer until this thread,
@@ -383,6 +462,16 @@ func (a *Assembler) onResponseWrite(c *conn, d *event.Data) {
 	}
 	r.respBytes += d.Ret
 	r.lastTS, r.lastCnt, r.lastTID, r.lastLost = d.TS, d.Counters, d.TID, d.LostSeq
+	r.lastUnacked = d.Unacked
+	if d.RwndLimitedNS >= r.rwndStart {
+		r.rwndLast = d.RwndLimitedNS
+	}
+	if d.PeerWindowSeen {
+		if r.wndMin < 0 || d.PeerWindowMin < r.wndMin {
+			r.wndMin = d.PeerWindowMin
+		}
+		r.wndLast = d.PeerWindow
+	}
 	if code := r.resp.StatusCode; r.respHeadOK && code >= 100 && code < 200 && code != 101 {
 		// An interim response (100 Continue, 103 Early Hints): the final
 		// head follows, in this write or a later one.
@@ -472,6 +561,12 @@ func (a *Assembler) onDNS(r *request, d *event.Data, server netip.AddrPort) {
 			r.dnsSockets = map[uint64]netip.AddrPort{}
 		}
 		r.dnsSockets[d.Socket] = server
+		qtype := dnsmsg.TypeString(q.Type)
+		for _, dq := range r.dns {
+			if dq.id == m.ID && dq.done == 0 && dq.resent == 0 && dq.name == q.Name && dq.qtype == qtype && dq.server == server.String() {
+				dq.resent = d.TS
+			}
+		}
 		r.dns = append(r.dns, &dnsQuery{
 			id: m.ID, name: q.Name, qtype: dnsmsg.TypeString(q.Type), server: server.String(), ts: d.TS,
 		})
@@ -480,11 +575,27 @@ func (a *Assembler) onDNS(r *request, d *event.Data, server netip.AddrPort) {
 	if !m.Response {
 		return
 	}
-	for _, dq := range r.dns {
-		if dq.id == m.ID && dq.done == 0 && dq.name == q.Name {
-			dq.done, dq.rcode = d.TS, dnsmsg.RcodeString(m.Rcode)
-			return
+	// The answer goes to the latest unanswered copy of its query (a retry
+	// reuses the ID); to an earlier, timed-out one only if that is all
+	// there is (the first copy was slow, not lost).
+	qtype := dnsmsg.TypeString(q.Type)
+	var match *dnsQuery
+	for i := len(r.dns) - 1; i >= 0; i-- {
+		dq := r.dns[i]
+		if dq.id != m.ID || dq.done != 0 || dq.name != q.Name || (dq.qtype != qtype && dq.qtype != "") {
+			continue
 		}
+		if dq.resent == 0 {
+			match = dq
+			break
+		}
+		if match == nil {
+			match = dq
+		}
+	}
+	if match != nil {
+		match.done, match.rcode = d.TS, dnsmsg.RcodeString(m.Rcode)
+		return
 	}
 	// A response whose query we did not see (e.g. the second message of a
 	// sendmmsg): the lookup started no later than the first query.
@@ -554,6 +665,13 @@ func (a *Assembler) Flush(now uint64) {
 			delete(a.conns, k)
 		}
 	}
+	// Responses whose delivery was never seen acknowledged.
+	for k, w := range a.awaiting {
+		if a.now-w.lastWrite > idle {
+			delete(a.awaiting, k)
+			a.emit(w.p)
+		}
+	}
 	// Segments older than any request that could still want them.
 	for _, t := range a.threads {
 		keep := t.segs[:0]
@@ -577,7 +695,7 @@ func (a *Assembler) finish(c *conn, partialWhy string) {
 	if p.Partial {
 		a.c.Partial++
 	}
-	a.emit(p)
+	a.emitOrAwait(c, r, p)
 	if len(c.pending) > 0 {
 		next := c.pending[0]
 		c.pending = c.pending[1:]
@@ -653,6 +771,12 @@ func (a *Assembler) build(c *conn, r *request, partialWhy string) *profile.Profi
 		partialWhy = join(partialWhy, "response head not seen")
 	}
 
+	if r.wndMin >= 0 || r.rwndLast > r.rwndStart {
+		p.TCP = &profile.TCPSend{
+			WindowLimitedNS:    min(int64(r.rwndLast-r.rwndStart), p.DurationNS),
+			PeerWindowMinBytes: max(r.wndMin, 0), PeerWindowBytes: max(r.wndLast, 0),
+		}
+	}
 	a.addTimeline(p, r, end)
 	a.addNetwork(p, r, end)
 	if partialWhy != "" {
@@ -756,6 +880,9 @@ func (a *Assembler) addNetwork(p *profile.Profile, r *request, end uint64) {
 			StartOffsetNS: int64(q.ts - r.start), Answered: q.done != 0}
 		if q.done != 0 {
 			dq.LatencyNS = int64(q.done - q.ts)
+		} else if q.resent != 0 {
+			dq.LatencyNS = int64(q.resent - q.ts) // timed out: sent again
+			dq.Rcode = "NO_ANSWER"
 		} else {
 			dq.LatencyNS = int64(end - q.ts)
 			dq.Rcode = "NO_ANSWER"

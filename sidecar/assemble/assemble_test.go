@@ -1711,3 +1711,93 @@ func TestQueuedInReceiveBuffer(t *testing.T) {
 		t.Errorf("queue %d without an arrival", q)
 	}
 }
+
+// glibc's resolver sends A and AAAA together; when one is lost it waits its
+// timeout and sends the same queries again, with the same IDs. The answer
+// belongs to the retry; the lost copy timed out when it was sent again.
+func TestDNSRetrySameID(t *testing.T) {
+	h := newHarness(t, Config{})
+	th := newThr(101, "w")
+	th.socks[30] = event.Sock{Family: 2, Proto: 17, Local: netip.MustParseAddrPort("10.0.0.2:40005"), Remote: netip.MustParseAddrPort("10.96.0.10:53")}
+	const name = "backend.shop.svc.cluster.local"
+	h.feed(th.read(5, req("GET", "/checkout")))
+	start := th.ts
+	h.feed(th.write(30, string(buildDNSQuery(7, name, 1)))) // A: lost
+	a1 := th.ts
+	h.feed(th.write(30, string(buildDNSQuery(8, name, 28)))) // AAAA
+	aaaa1 := th.ts
+	th.spend(event.CatNet, ms)
+	h.feed(th.read(30, string(buildDNSResponse(8, name, 28, 0, nil))))
+	aaaa1done := th.ts
+	th.spend(event.CatNet, 5000*ms)                         // the timeout
+	h.feed(th.write(30, string(buildDNSQuery(7, name, 1)))) // A again, same ID
+	a2 := th.ts
+	th.spend(event.CatNet, ms)
+	h.feed(th.read(30, string(buildDNSResponse(7, name, 1, 0, []byte{10, 77, 0, 3}))))
+	a2done := th.ts
+	h.feed(th.write(30, string(buildDNSQuery(8, name, 28)))) // AAAA again
+	aaaa2 := th.ts
+	th.spend(event.CatNet, ms)
+	h.feed(th.read(30, string(buildDNSResponse(8, name, 28, 0, nil))))
+	aaaa2done := th.ts
+	th.spend(event.CatCPU, 100*us)
+	h.feed(th.write(5, resp(200, "")))
+	h.wantN(1)
+	p := h.out[0]
+	checkExact(t, p)
+	srv := "10.96.0.10:53"
+	off := func(ts uint64) int64 { return int64(ts - start) }
+	want := []profile.DNSQuery{
+		{Name: name, Type: "A", Rcode: "NO_ANSWER", Server: srv, StartOffsetNS: off(a1), LatencyNS: int64(a2 - a1)},
+		{Name: name, Type: "AAAA", Rcode: "NOERROR", Server: srv, StartOffsetNS: off(aaaa1), LatencyNS: int64(aaaa1done - aaaa1), Answered: true},
+		{Name: name, Type: "A", Rcode: "NOERROR", Server: srv, StartOffsetNS: off(a2), LatencyNS: int64(a2done - a2), Answered: true},
+		{Name: name, Type: "AAAA", Rcode: "NOERROR", Server: srv, StartOffsetNS: off(aaaa2), LatencyNS: int64(aaaa2done - aaaa2), Answered: true},
+	}
+	if !reflect.DeepEqual(p.DNS, want) {
+		t.Errorf("dns\n%+v\nwant\n%+v", p.DNS, want)
+	}
+
+	// A slow first copy answered after the retry went out: the first answer
+	// goes to the retry, a second one to the earlier copy.
+	h2 := newHarness(t, Config{})
+	th2 := newThr(102, "w")
+	th2.socks[30] = th.socks[30]
+	h2.feed(th2.read(5, req("GET", "/checkout")))
+	h2.feed(th2.write(30, string(buildDNSQuery(9, name, 1))))
+	th2.spend(event.CatNet, 1000*ms)
+	h2.feed(th2.write(30, string(buildDNSQuery(9, name, 1))))
+	th2.spend(event.CatNet, ms)
+	h2.feed(th2.read(30, string(buildDNSResponse(9, name, 1, 0, []byte{1, 2, 3, 4}))))
+	h2.feed(th2.read(30, string(buildDNSResponse(9, name, 1, 0, []byte{1, 2, 3, 4}))))
+	h2.feed(th2.write(5, resp(200, "")))
+	h2.wantN(1)
+	if d := h2.out[0].DNS; len(d) != 2 || !d[0].Answered || !d[1].Answered || d[1].LatencyNS != int64(ms) {
+		t.Errorf("dns %+v, want both answered, the retry in 1 ms", d)
+	}
+}
+
+// A response still unacknowledged at its last write is held until the
+// client acknowledges it: the profile gets the delivery time and the
+// window-limited time up to then.
+func TestDeliveryAwaitsAck(t *testing.T) {
+	h := newHarness(t, Config{})
+	th := newThr(101, "w")
+	rd := th.read(5, req("GET", "/big"))
+	rd.RwndLimitedNS = 1000
+	h.feed(rd)
+	th.spend(event.CatNet, 200*ms)
+	wr := th.write(5, resp(200, "body"))
+	wr.Unacked, wr.RwndLimitedNS, wr.PeerWindow, wr.PeerWindowMin, wr.PeerWindowSeen = 600<<10, 1000+20*ms, 90_000, 85_000, true
+	h.feed(wr)
+	h.wantN(0)
+	ack := &event.Acked{Header: event.Header{Type: event.TypeAcked, PID: pid, TS: th.ts + 370*ms}, Socket: th.socket(5),
+		RwndLimitedNS: 1000 + 380*ms, PeerWindow: 104_810, PeerWindowMin: 84_564, PeerWindowSeen: true}
+	h.feed(ack)
+	h.wantN(1)
+	p := h.out[0]
+	want := &profile.TCPSend{WindowLimitedNS: int64(380 * ms), PeerWindowMinBytes: 84_564, PeerWindowBytes: 104_810, DeliveryNS: int64(370 * ms)}
+	if !reflect.DeepEqual(p.TCP, want) {
+		t.Errorf("tcp %+v, want %+v", p.TCP, want)
+	}
+	checkExact(t, p)
+}

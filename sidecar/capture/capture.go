@@ -151,6 +151,9 @@ func (c *Camera) attach() error {
 		// When request bytes reach a pod's TCP socket: the start of the
 		// time a request waits before a worker thread reads it (queue).
 		{c.objs.OnTcpProbe, "tcp_probe"},
+		// The end of a connection the server closed after its response:
+		// when that response was delivered.
+		{c.objs.OnSetState, "inet_sock_set_state"},
 	}
 	for _, p := range progs {
 		l, err := link.AttachTracing(link.TracingOptions{Program: p.prog})
@@ -183,7 +186,7 @@ type Stats struct {
 }
 
 // numTypes is EV_TYPES in camera.h: record types are 1..numTypes-1.
-const numTypes = 4
+const numTypes = 5
 
 // Stats reads the counters.
 func (c *Camera) Stats() (Stats, error) {

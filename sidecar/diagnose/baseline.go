@@ -148,6 +148,9 @@ func causeOf(p *profile.Profile, c profile.Category, ns, dnsTypical int64) profi
 		if isDNS(p, ns, dnsTypical) {
 			return profile.CauseDNS
 		}
+		if isTCPWindow(p, ns) {
+			return profile.CauseTCPWindow
+		}
 		return profile.CauseNet
 	case profile.File:
 		return profile.CauseFile
@@ -161,6 +164,9 @@ func causeOf(p *profile.Profile, c profile.Category, ns, dnsTypical int64) profi
 	case profile.Queue:
 		return profile.CauseQueue
 	case profile.Epoll:
+		if isTCPWindow(p, ns) {
+			return profile.CauseTCPWindow
+		}
 		if !hasPeer(p) {
 			return profile.CauseUnknown
 		}

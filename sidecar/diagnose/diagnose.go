@@ -187,6 +187,9 @@ func analyze(p *profile.Profile, top share, dnsTypical int64) finding {
 		if f, ok := dnsFinding(p, top, dnsTypical); ok {
 			return f
 		}
+		if isTCPWindow(p, top.ns) {
+			return tcpWindowFinding(p)
+		}
 		return netFinding(p)
 	case profile.File:
 		return fileFinding(p)
@@ -206,6 +209,9 @@ func analyze(p *profile.Profile, top share, dnsTypical int64) finding {
 			count:   "the request was not being served yet: every worker was busy (a saturated pool, or requests pipelined behind a slow one)",
 		}
 	case profile.Epoll:
+		if isTCPWindow(p, top.ns) {
+			return tcpWindowFinding(p)
+		}
 		return epollFinding(p, top, dnsTypical)
 	case profile.Other:
 		return otherFinding(p)

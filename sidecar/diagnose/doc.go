@@ -19,7 +19,7 @@
 //     result never depends on map iteration order.
 //
 //  2. Categories map to causes one to one (cpu, runq, net, file, lock, sleep,
-//     queue), with four refinements:
+//     queue), with five refinements:
 //
 //     - net becomes dns when the request's DNS lookups account for at least
 //     half of the net time. Resolver waits show up as socket waits, and a
@@ -46,8 +46,13 @@
 //     Thread#N", G1's, ZGC's and Shenandoah's threads). The evidence names
 //     the collector threads, the number of pauses and their total.
 //
-//     One cause is reserved and never emitted yet: tcp_window (needs a
-//     zero-window / retransmit signal from the socket probes).
+//     - net (and epoll, for an event loop waiting to write) becomes
+//     tcp_window when, for at least half of that time (or of its excess),
+//     response bytes were waiting to go out and the client's advertised
+//     receive window did not let them (the kernel samples the window at every
+//     segment the socket receives: profile.TCP). A response slow to send for
+//     that reason is fixed at the receiver — its receive buffer, or how fast
+//     it reads — not in the network.
 //
 //  3. If the dominant category holds less than 40% of the duration, no single
 //     fix will make the request fast. The cause is still the largest

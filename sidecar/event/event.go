@@ -21,6 +21,7 @@ const (
 	TypeData    Type = 1
 	TypeSegment Type = 2
 	TypeExit    Type = 3
+	TypeAcked   Type = 4
 )
 
 // NumCategories is the number of kernel-side counters (NCAT).
@@ -118,6 +119,18 @@ type Data struct {
 	// for them: the request sat in the receive buffer from Arrival to TS
 	// before this thread picked it up. 0 when unknown or not applicable.
 	Arrival uint64
+	// TCP send side (0 otherwise): the socket's window-limited time so far
+	// (data waiting to go out that the peer's advertised receive window did
+	// not let out), the peer's window now, and its smallest value since the
+	// socket's last read (valid when PeerWindowSeen).
+	RwndLimitedNS  uint64
+	PeerWindow     int64
+	PeerWindowMin  int64
+	PeerWindowSeen bool
+	// Unacked (writes on TCP) is how many written bytes the peer had not
+	// acknowledged yet when this write returned; an Acked follows once it
+	// has.
+	Unacked uint32
 	FD      int32 // the syscall's fd, -1 when it has none
 	Syscall uint16
 	Out     bool // written (response/outbound) rather than read
@@ -163,10 +176,23 @@ type Segment struct {
 // Exit is the exit of a watched thread (TID == PID: the process's main thread).
 type Exit struct{ Header }
 
+// Acked says the peer of a TCP socket acknowledged everything written on it
+// up to its last write: the response was delivered at TS. PID is the
+// writer's process; TID is 0 (it comes from the network path). The window
+// figures are as in Data.
+type Acked struct {
+	Header
+	Socket         uint64
+	RwndLimitedNS  uint64
+	PeerWindow     int64
+	PeerWindowMin  int64
+	PeerWindowSeen bool
+}
+
 // ErrShort is returned for a record shorter than its type's layout.
 var ErrShort = errors.New("record too short")
 
-// Decode turns one ring-buffer record into *Data, *Segment or *Exit.
+// Decode turns one ring-buffer record into *Data, *Segment, *Exit or *Acked.
 // Bytes of a returned Data alias raw: copy them to keep them past the next read.
 func Decode(raw []byte) (any, error) {
 	return decode(raw, nil)
@@ -201,11 +227,18 @@ func decode(raw []byte, reuse *Data) (any, error) {
 			Ret:      r.Ret,
 			Socket:   r.Sk,
 			Arrival:  r.Arrival,
-			FD:       r.Fd,
-			Syscall:  r.Sysnr,
-			Out:      r.Dir == 1,
-			Sock:     sock(r.Sock),
-			Comm:     cstr(r.Comm[:]),
+			// The kernel stores the smallest window plus one, so that 0 can
+			// mean "none seen" and a zero window still shows.
+			RwndLimitedNS:  r.RwndLimitedNs,
+			PeerWindow:     int64(r.PeerWnd),
+			PeerWindowMin:  int64(r.PeerWndMin1) - 1,
+			PeerWindowSeen: r.PeerWndMin1 != 0,
+			Unacked:        r.Unacked,
+			FD:             r.Fd,
+			Syscall:        r.Sysnr,
+			Out:            r.Dir == 1,
+			Sock:           sock(r.Sock),
+			Comm:           cstr(r.Comm[:]),
 		}
 		if r.AddrLen > 0 {
 			d.Datagram = sockaddr(r.Addr[:])
@@ -251,6 +284,13 @@ func decode(raw []byte, reuse *Data) (any, error) {
 			return nil, err
 		}
 		return &Exit{Header: header(r)}, nil
+	case TypeAcked:
+		var r bpf.CameraAckedEvent
+		if err := load(raw, &r); err != nil {
+			return nil, err
+		}
+		return &Acked{Header: header(r.H), Socket: r.Sk, RwndLimitedNS: r.RwndLimitedNs,
+			PeerWindow: int64(r.PeerWnd), PeerWindowMin: int64(r.PeerWndMin1) - 1, PeerWindowSeen: r.PeerWndMin1 != 0}, nil
 	}
 	return nil, fmt.Errorf("decoding record: unknown type %d", raw[0])
 }

@@ -95,7 +95,8 @@ func TestLayoutSizes(t *testing.T) {
 	}{
 		{"event_hdr", unsafe.Sizeof(bpf.CameraEventHdr{}), 32},
 		{"sock_info", unsafe.Sizeof(bpf.CameraSockInfo{}), 40},
-		{"data_event", unsafe.Sizeof(bpf.CameraDataEvent{}), 736},
+		{"data_event", unsafe.Sizeof(bpf.CameraDataEvent{}), 760},
+		{"acked_event", unsafe.Sizeof(bpf.CameraAckedEvent{}), 56},
 	} {
 		if c.got != c.want {
 			t.Errorf("sizeof(%s) = %d, want %d", c.name, c.got, c.want)
@@ -120,15 +121,19 @@ func TestLayoutSizes(t *testing.T) {
 		{"ret", unsafe.Offsetof(d.Ret), 96},
 		{"sk", unsafe.Offsetof(d.Sk), 104},
 		{"arrival", unsafe.Offsetof(d.Arrival), 112},
-		{"fd", unsafe.Offsetof(d.Fd), 120},
-		{"sysnr", unsafe.Offsetof(d.Sysnr), 124},
-		{"dir", unsafe.Offsetof(d.Dir), 126},
-		{"data_len", unsafe.Offsetof(d.DataLen), 128},
-		{"addr_len", unsafe.Offsetof(d.AddrLen), 130},
-		{"sock", unsafe.Offsetof(d.Sock), 136},
-		{"addr", unsafe.Offsetof(d.Addr), 176},
-		{"comm", unsafe.Offsetof(d.Comm), 204},
-		{"data", unsafe.Offsetof(d.Data), 220},
+		{"rwnd_limited_ns", unsafe.Offsetof(d.RwndLimitedNs), 120},
+		{"peer_wnd", unsafe.Offsetof(d.PeerWnd), 128},
+		{"peer_wnd_min1", unsafe.Offsetof(d.PeerWndMin1), 132},
+		{"fd", unsafe.Offsetof(d.Fd), 144},
+		{"sysnr", unsafe.Offsetof(d.Sysnr), 148},
+		{"dir", unsafe.Offsetof(d.Dir), 150},
+		{"unacked", unsafe.Offsetof(d.Unacked), 136},
+		{"data_len", unsafe.Offsetof(d.DataLen), 152},
+		{"addr_len", unsafe.Offsetof(d.AddrLen), 154},
+		{"sock", unsafe.Offsetof(d.Sock), 160},
+		{"addr", unsafe.Offsetof(d.Addr), 200},
+		{"comm", unsafe.Offsetof(d.Comm), 228},
+		{"data", unsafe.Offsetof(d.Data), 244},
 	} {
 		if c.got != c.want {
 			t.Errorf("offsetof(data_event.%s) = %d, want %d", c.name, c.got, c.want)
@@ -704,8 +709,9 @@ func TestDecodeMalformed(t *testing.T) {
 		{"header-only segment", hdrOnly(TypeSegment), true},
 		{"exit, 31 bytes", hdrOnly(TypeExit)[:31], true},
 		{"type 0", hdrOnly(0), false},
-		{"type 4 (EV_TYPES)", hdrOnly(4), false},
-		{"type 5", append(hdrOnly(5), make([]byte, 64)...), false},
+		{"header-only acked", hdrOnly(TypeAcked), true},
+		{"type 5 (EV_TYPES)", hdrOnly(5), false},
+		{"type 6", append(hdrOnly(6), make([]byte, 64)...), false},
 		{"type 255", append(hdrOnly(255), make([]byte, 1000)...), false},
 	}
 	for _, tc := range tests {

@@ -91,6 +91,9 @@ type Profile struct {
 	// the endpoint is not tracked. It is shared between profiles: never
 	// modify it.
 	Baseline *Baseline `json:"baseline,omitempty"`
+	// TCP is the client connection's send side while the response went out,
+	// when the kernel saw it (TCP only).
+	TCP *TCPSend `json:"tcp,omitempty"`
 }
 
 // Segment is one wait of the serving thread longer than the segment
@@ -215,4 +218,22 @@ type Deviation struct {
 	// TotalExcessNS sums every category's time above its median: the
 	// share of the excess is ExcessNS / TotalExcessNS.
 	TotalExcessNS int64 `json:"total_excess_ns"`
+}
+
+// TCPSend is what held back sending the response on the client connection:
+// the peer's advertised receive window.
+type TCPSend struct {
+	// WindowLimitedNS is the time during the request when response bytes
+	// were waiting to go out and the client's advertised receive window did
+	// not let them (its buffer was full, or too small for the path).
+	WindowLimitedNS int64 `json:"window_limited_ns"`
+	// PeerWindowMinBytes is the smallest window the client advertised while
+	// the response was being sent; PeerWindowBytes the last one seen.
+	PeerWindowMinBytes int64 `json:"peer_window_min_bytes"`
+	PeerWindowBytes    int64 `json:"peer_window_bytes"`
+	// DeliveryNS is how long after the last write the client acknowledged
+	// the last byte of the response: the part of the client's wait the
+	// serving thread no longer sees (the response was in the send buffer
+	// and in flight). Not part of DurationNS.
+	DeliveryNS int64 `json:"delivery_ns"`
 }

@@ -46,6 +46,7 @@ func ToProto(p *profile.Profile) *tracecamv1.Profile {
 		Partial:       p.Partial,
 		PartialReason: str(p.PartialReason),
 		Baseline:      BaselineToProto(p.Baseline),
+		Tcp:           tcpToProto(p.TCP),
 	}
 	if !p.StartTime.IsZero() {
 		out.StartTime = timestamppb.New(p.StartTime)
@@ -148,6 +149,7 @@ func FromProto(p *tracecamv1.Profile) *profile.Profile {
 		Partial:       p.GetPartial(),
 		PartialReason: p.GetPartialReason(),
 		Baseline:      BaselineFromProto(p.GetBaseline()),
+		TCP:           tcpFromProto(p.GetTcp()),
 	}
 	if ts := p.GetStartTime(); ts != nil {
 		out.StartTime = time.Unix(ts.GetSeconds(), int64(ts.GetNanos())).UTC()
@@ -289,4 +291,18 @@ func copyStrs(ss []string) []string {
 
 func clamp32(n int) int32 {
 	return int32(max(math.MinInt32, min(n, math.MaxInt32)))
+}
+
+func tcpToProto(t *profile.TCPSend) *tracecamv1.TCPSend {
+	if t == nil {
+		return nil
+	}
+	return &tracecamv1.TCPSend{WindowLimitedNs: t.WindowLimitedNS, PeerWindowMinBytes: t.PeerWindowMinBytes, PeerWindowBytes: t.PeerWindowBytes, DeliveryNs: t.DeliveryNS}
+}
+
+func tcpFromProto(t *tracecamv1.TCPSend) *profile.TCPSend {
+	if t == nil {
+		return nil
+	}
+	return &profile.TCPSend{WindowLimitedNS: t.GetWindowLimitedNs(), PeerWindowMinBytes: t.GetPeerWindowMinBytes(), PeerWindowBytes: t.GetPeerWindowBytes(), DeliveryNS: t.GetDeliveryNs()}
 }

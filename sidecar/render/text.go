@@ -67,6 +67,7 @@ func TextWith(w io.Writer, p *profile.Profile, opts TextOptions) error {
 	t.timeline(p)
 	t.dns(p)
 	t.network(p)
+	t.tcp(p)
 	_, err := w.Write(t.buf.Bytes())
 	return err
 }
@@ -418,4 +419,18 @@ func status(code int) string {
 		return "-"
 	}
 	return fmt.Sprint(code)
+}
+
+// tcp shows what held the response back on the client connection, only
+// when something did: a window that never limited sending is noise.
+func (t *textView) tcp(p *profile.Profile) {
+	if p.TCP == nil || (p.TCP.WindowLimitedNS == 0 && p.TCP.DeliveryNS < 1_000_000) {
+		return
+	}
+	t.section("tcp")
+	if p.TCP.DeliveryNS > 0 {
+		t.line(5, fmt.Sprintf("response delivered %s after the last write (acknowledged by the client)", profile.FormatDuration(p.TCP.DeliveryNS)))
+	}
+	t.line(5, fmt.Sprintf("held back by the client's receive window %s; window min %s, last %s",
+		profile.FormatDuration(p.TCP.WindowLimitedNS), profile.FormatBytes(p.TCP.PeerWindowMinBytes), profile.FormatBytes(p.TCP.PeerWindowBytes)))
 }

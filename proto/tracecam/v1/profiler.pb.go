@@ -416,7 +416,9 @@ type Profile struct {
 	PartialReason string `protobuf:"bytes,28,opt,name=partial_reason,json=partialReason,proto3" json:"partial_reason,omitempty"`
 	// The endpoint's baseline just before this request; unset when the
 	// endpoint is not tracked (past --max-routes).
-	Baseline      *Baseline `protobuf:"bytes,29,opt,name=baseline,proto3" json:"baseline,omitempty"`
+	Baseline *Baseline `protobuf:"bytes,29,opt,name=baseline,proto3" json:"baseline,omitempty"`
+	// The client connection's send side while the response went out (TCP).
+	Tcp           *TCPSend `protobuf:"bytes,30,opt,name=tcp,proto3" json:"tcp,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -654,6 +656,89 @@ func (x *Profile) GetBaseline() *Baseline {
 	return nil
 }
 
+func (x *Profile) GetTcp() *TCPSend {
+	if x != nil {
+		return x.Tcp
+	}
+	return nil
+}
+
+// What held back sending the response: the client's advertised receive
+// window.
+type TCPSend struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Time response bytes waited to go out because the client's receive
+	// window did not let them.
+	WindowLimitedNs int64 `protobuf:"varint,1,opt,name=window_limited_ns,json=windowLimitedNs,proto3" json:"window_limited_ns,omitempty"`
+	// Smallest and last window the client advertised while the response was
+	// sent, in bytes.
+	PeerWindowMinBytes int64 `protobuf:"varint,2,opt,name=peer_window_min_bytes,json=peerWindowMinBytes,proto3" json:"peer_window_min_bytes,omitempty"`
+	PeerWindowBytes    int64 `protobuf:"varint,3,opt,name=peer_window_bytes,json=peerWindowBytes,proto3" json:"peer_window_bytes,omitempty"`
+	// How long after the last write the client acknowledged the response's
+	// last byte (not part of duration_ns).
+	DeliveryNs    int64 `protobuf:"varint,4,opt,name=delivery_ns,json=deliveryNs,proto3" json:"delivery_ns,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TCPSend) Reset() {
+	*x = TCPSend{}
+	mi := &file_tracecam_v1_profiler_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TCPSend) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TCPSend) ProtoMessage() {}
+
+func (x *TCPSend) ProtoReflect() protoreflect.Message {
+	mi := &file_tracecam_v1_profiler_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TCPSend.ProtoReflect.Descriptor instead.
+func (*TCPSend) Descriptor() ([]byte, []int) {
+	return file_tracecam_v1_profiler_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *TCPSend) GetWindowLimitedNs() int64 {
+	if x != nil {
+		return x.WindowLimitedNs
+	}
+	return 0
+}
+
+func (x *TCPSend) GetPeerWindowMinBytes() int64 {
+	if x != nil {
+		return x.PeerWindowMinBytes
+	}
+	return 0
+}
+
+func (x *TCPSend) GetPeerWindowBytes() int64 {
+	if x != nil {
+		return x.PeerWindowBytes
+	}
+	return 0
+}
+
+func (x *TCPSend) GetDeliveryNs() int64 {
+	if x != nil {
+		return x.DeliveryNs
+	}
+	return 0
+}
+
 // Baseline is the typical request of an endpoint (method and normalised
 // route, e.g. GET /users/{id}): medians over a sliding window of recent
 // requests.
@@ -678,7 +763,7 @@ type Baseline struct {
 
 func (x *Baseline) Reset() {
 	*x = Baseline{}
-	mi := &file_tracecam_v1_profiler_proto_msgTypes[7]
+	mi := &file_tracecam_v1_profiler_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -690,7 +775,7 @@ func (x *Baseline) String() string {
 func (*Baseline) ProtoMessage() {}
 
 func (x *Baseline) ProtoReflect() protoreflect.Message {
-	mi := &file_tracecam_v1_profiler_proto_msgTypes[7]
+	mi := &file_tracecam_v1_profiler_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -703,7 +788,7 @@ func (x *Baseline) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Baseline.ProtoReflect.Descriptor instead.
 func (*Baseline) Descriptor() ([]byte, []int) {
-	return file_tracecam_v1_profiler_proto_rawDescGZIP(), []int{7}
+	return file_tracecam_v1_profiler_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Baseline) GetMethod() string {
@@ -776,7 +861,7 @@ type ListBaselinesRequest struct {
 
 func (x *ListBaselinesRequest) Reset() {
 	*x = ListBaselinesRequest{}
-	mi := &file_tracecam_v1_profiler_proto_msgTypes[8]
+	mi := &file_tracecam_v1_profiler_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -788,7 +873,7 @@ func (x *ListBaselinesRequest) String() string {
 func (*ListBaselinesRequest) ProtoMessage() {}
 
 func (x *ListBaselinesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tracecam_v1_profiler_proto_msgTypes[8]
+	mi := &file_tracecam_v1_profiler_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -801,7 +886,7 @@ func (x *ListBaselinesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListBaselinesRequest.ProtoReflect.Descriptor instead.
 func (*ListBaselinesRequest) Descriptor() ([]byte, []int) {
-	return file_tracecam_v1_profiler_proto_rawDescGZIP(), []int{8}
+	return file_tracecam_v1_profiler_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ListBaselinesRequest) GetMethod() string {
@@ -839,7 +924,7 @@ type ListBaselinesResponse struct {
 
 func (x *ListBaselinesResponse) Reset() {
 	*x = ListBaselinesResponse{}
-	mi := &file_tracecam_v1_profiler_proto_msgTypes[9]
+	mi := &file_tracecam_v1_profiler_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -851,7 +936,7 @@ func (x *ListBaselinesResponse) String() string {
 func (*ListBaselinesResponse) ProtoMessage() {}
 
 func (x *ListBaselinesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tracecam_v1_profiler_proto_msgTypes[9]
+	mi := &file_tracecam_v1_profiler_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -864,7 +949,7 @@ func (x *ListBaselinesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListBaselinesResponse.ProtoReflect.Descriptor instead.
 func (*ListBaselinesResponse) Descriptor() ([]byte, []int) {
-	return file_tracecam_v1_profiler_proto_rawDescGZIP(), []int{9}
+	return file_tracecam_v1_profiler_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ListBaselinesResponse) GetBaselines() []*Baseline {
@@ -917,7 +1002,7 @@ type Segment struct {
 
 func (x *Segment) Reset() {
 	*x = Segment{}
-	mi := &file_tracecam_v1_profiler_proto_msgTypes[10]
+	mi := &file_tracecam_v1_profiler_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -929,7 +1014,7 @@ func (x *Segment) String() string {
 func (*Segment) ProtoMessage() {}
 
 func (x *Segment) ProtoReflect() protoreflect.Message {
-	mi := &file_tracecam_v1_profiler_proto_msgTypes[10]
+	mi := &file_tracecam_v1_profiler_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -942,7 +1027,7 @@ func (x *Segment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Segment.ProtoReflect.Descriptor instead.
 func (*Segment) Descriptor() ([]byte, []int) {
-	return file_tracecam_v1_profiler_proto_rawDescGZIP(), []int{10}
+	return file_tracecam_v1_profiler_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Segment) GetCategory() string {
@@ -1058,7 +1143,7 @@ type DNSQuery struct {
 
 func (x *DNSQuery) Reset() {
 	*x = DNSQuery{}
-	mi := &file_tracecam_v1_profiler_proto_msgTypes[11]
+	mi := &file_tracecam_v1_profiler_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1070,7 +1155,7 @@ func (x *DNSQuery) String() string {
 func (*DNSQuery) ProtoMessage() {}
 
 func (x *DNSQuery) ProtoReflect() protoreflect.Message {
-	mi := &file_tracecam_v1_profiler_proto_msgTypes[11]
+	mi := &file_tracecam_v1_profiler_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1083,7 +1168,7 @@ func (x *DNSQuery) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DNSQuery.ProtoReflect.Descriptor instead.
 func (*DNSQuery) Descriptor() ([]byte, []int) {
-	return file_tracecam_v1_profiler_proto_rawDescGZIP(), []int{11}
+	return file_tracecam_v1_profiler_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *DNSQuery) GetName() string {
@@ -1151,7 +1236,7 @@ type NetworkPeer struct {
 
 func (x *NetworkPeer) Reset() {
 	*x = NetworkPeer{}
-	mi := &file_tracecam_v1_profiler_proto_msgTypes[12]
+	mi := &file_tracecam_v1_profiler_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1163,7 +1248,7 @@ func (x *NetworkPeer) String() string {
 func (*NetworkPeer) ProtoMessage() {}
 
 func (x *NetworkPeer) ProtoReflect() protoreflect.Message {
-	mi := &file_tracecam_v1_profiler_proto_msgTypes[12]
+	mi := &file_tracecam_v1_profiler_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1176,7 +1261,7 @@ func (x *NetworkPeer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NetworkPeer.ProtoReflect.Descriptor instead.
 func (*NetworkPeer) Descriptor() ([]byte, []int) {
-	return file_tracecam_v1_profiler_proto_rawDescGZIP(), []int{12}
+	return file_tracecam_v1_profiler_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *NetworkPeer) GetPeer() string {
@@ -1242,7 +1327,7 @@ type Diagnosis struct {
 
 func (x *Diagnosis) Reset() {
 	*x = Diagnosis{}
-	mi := &file_tracecam_v1_profiler_proto_msgTypes[13]
+	mi := &file_tracecam_v1_profiler_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1254,7 +1339,7 @@ func (x *Diagnosis) String() string {
 func (*Diagnosis) ProtoMessage() {}
 
 func (x *Diagnosis) ProtoReflect() protoreflect.Message {
-	mi := &file_tracecam_v1_profiler_proto_msgTypes[13]
+	mi := &file_tracecam_v1_profiler_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1267,7 +1352,7 @@ func (x *Diagnosis) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Diagnosis.ProtoReflect.Descriptor instead.
 func (*Diagnosis) Descriptor() ([]byte, []int) {
-	return file_tracecam_v1_profiler_proto_rawDescGZIP(), []int{13}
+	return file_tracecam_v1_profiler_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Diagnosis) GetCause() string {
@@ -1319,7 +1404,7 @@ type Deviation struct {
 
 func (x *Deviation) Reset() {
 	*x = Deviation{}
-	mi := &file_tracecam_v1_profiler_proto_msgTypes[14]
+	mi := &file_tracecam_v1_profiler_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1331,7 +1416,7 @@ func (x *Deviation) String() string {
 func (*Deviation) ProtoMessage() {}
 
 func (x *Deviation) ProtoReflect() protoreflect.Message {
-	mi := &file_tracecam_v1_profiler_proto_msgTypes[14]
+	mi := &file_tracecam_v1_profiler_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1344,7 +1429,7 @@ func (x *Deviation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Deviation.ProtoReflect.Descriptor instead.
 func (*Deviation) Descriptor() ([]byte, []int) {
-	return file_tracecam_v1_profiler_proto_rawDescGZIP(), []int{14}
+	return file_tracecam_v1_profiler_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Deviation) GetVerdict() string {
@@ -1415,7 +1500,7 @@ type Status struct {
 
 func (x *Status) Reset() {
 	*x = Status{}
-	mi := &file_tracecam_v1_profiler_proto_msgTypes[15]
+	mi := &file_tracecam_v1_profiler_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1427,7 +1512,7 @@ func (x *Status) String() string {
 func (*Status) ProtoMessage() {}
 
 func (x *Status) ProtoReflect() protoreflect.Message {
-	mi := &file_tracecam_v1_profiler_proto_msgTypes[15]
+	mi := &file_tracecam_v1_profiler_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1440,7 +1525,7 @@ func (x *Status) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Status.ProtoReflect.Descriptor instead.
 func (*Status) Descriptor() ([]byte, []int) {
-	return file_tracecam_v1_profiler_proto_rawDescGZIP(), []int{15}
+	return file_tracecam_v1_profiler_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Status) GetVersion() string {
@@ -1583,7 +1668,7 @@ type RedisStats struct {
 
 func (x *RedisStats) Reset() {
 	*x = RedisStats{}
-	mi := &file_tracecam_v1_profiler_proto_msgTypes[16]
+	mi := &file_tracecam_v1_profiler_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1595,7 +1680,7 @@ func (x *RedisStats) String() string {
 func (*RedisStats) ProtoMessage() {}
 
 func (x *RedisStats) ProtoReflect() protoreflect.Message {
-	mi := &file_tracecam_v1_profiler_proto_msgTypes[16]
+	mi := &file_tracecam_v1_profiler_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1608,7 +1693,7 @@ func (x *RedisStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RedisStats.ProtoReflect.Descriptor instead.
 func (*RedisStats) Descriptor() ([]byte, []int) {
-	return file_tracecam_v1_profiler_proto_rawDescGZIP(), []int{16}
+	return file_tracecam_v1_profiler_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *RedisStats) GetEnqueued() uint64 {
@@ -1689,7 +1774,7 @@ type AssemblerCounters struct {
 
 func (x *AssemblerCounters) Reset() {
 	*x = AssemblerCounters{}
-	mi := &file_tracecam_v1_profiler_proto_msgTypes[17]
+	mi := &file_tracecam_v1_profiler_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1701,7 +1786,7 @@ func (x *AssemblerCounters) String() string {
 func (*AssemblerCounters) ProtoMessage() {}
 
 func (x *AssemblerCounters) ProtoReflect() protoreflect.Message {
-	mi := &file_tracecam_v1_profiler_proto_msgTypes[17]
+	mi := &file_tracecam_v1_profiler_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1714,7 +1799,7 @@ func (x *AssemblerCounters) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AssemblerCounters.ProtoReflect.Descriptor instead.
 func (*AssemblerCounters) Descriptor() ([]byte, []int) {
-	return file_tracecam_v1_profiler_proto_rawDescGZIP(), []int{17}
+	return file_tracecam_v1_profiler_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *AssemblerCounters) GetEvents() uint64 {
@@ -1843,7 +1928,7 @@ const file_tracecam_v1_profiler_proto_rawDesc = "" +
 	"\vpath_prefix\x18\x02 \x01(\tR\n" +
 	"pathPrefix\x12\x14\n" +
 	"\x05cause\x18\x03 \x01(\tR\x05cause\"\x12\n" +
-	"\x10GetStatusRequest\"\xba\b\n" +
+	"\x10GetStatusRequest\"\xe2\b\n" +
 	"\aProfile\x12\x19\n" +
 	"\btrace_id\x18\x01 \x01(\tR\atraceId\x12\x17\n" +
 	"\aspan_id\x18\x02 \x01(\tR\x06spanId\x12$\n" +
@@ -1878,10 +1963,17 @@ const file_tracecam_v1_profiler_proto_rawDesc = "" +
 	"\tdiagnosis\x18\x1a \x01(\v2\x16.tracecam.v1.DiagnosisR\tdiagnosis\x12\x18\n" +
 	"\apartial\x18\x1b \x01(\bR\apartial\x12%\n" +
 	"\x0epartial_reason\x18\x1c \x01(\tR\rpartialReason\x121\n" +
-	"\bbaseline\x18\x1d \x01(\v2\x15.tracecam.v1.BaselineR\bbaseline\x1a<\n" +
+	"\bbaseline\x18\x1d \x01(\v2\x15.tracecam.v1.BaselineR\bbaseline\x12&\n" +
+	"\x03tcp\x18\x1e \x01(\v2\x14.tracecam.v1.TCPSendR\x03tcp\x1a<\n" +
 	"\x0eBreakdownEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\"\xc8\x02\n" +
+	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\"\xb5\x01\n" +
+	"\aTCPSend\x12*\n" +
+	"\x11window_limited_ns\x18\x01 \x01(\x03R\x0fwindowLimitedNs\x121\n" +
+	"\x15peer_window_min_bytes\x18\x02 \x01(\x03R\x12peerWindowMinBytes\x12*\n" +
+	"\x11peer_window_bytes\x18\x03 \x01(\x03R\x0fpeerWindowBytes\x12\x1f\n" +
+	"\vdelivery_ns\x18\x04 \x01(\x03R\n" +
+	"deliveryNs\"\xc8\x02\n" +
 	"\bBaseline\x12\x16\n" +
 	"\x06method\x18\x01 \x01(\tR\x06method\x12\x14\n" +
 	"\x05route\x18\x02 \x01(\tR\x05route\x12\x18\n" +
@@ -2031,7 +2123,7 @@ func file_tracecam_v1_profiler_proto_rawDescGZIP() []byte {
 	return file_tracecam_v1_profiler_proto_rawDescData
 }
 
-var file_tracecam_v1_profiler_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_tracecam_v1_profiler_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_tracecam_v1_profiler_proto_goTypes = []any{
 	(*GetTraceRequest)(nil),       // 0: tracecam.v1.GetTraceRequest
 	(*GetTraceResponse)(nil),      // 1: tracecam.v1.GetTraceResponse
@@ -2040,57 +2132,59 @@ var file_tracecam_v1_profiler_proto_goTypes = []any{
 	(*WatchProfilesRequest)(nil),  // 4: tracecam.v1.WatchProfilesRequest
 	(*GetStatusRequest)(nil),      // 5: tracecam.v1.GetStatusRequest
 	(*Profile)(nil),               // 6: tracecam.v1.Profile
-	(*Baseline)(nil),              // 7: tracecam.v1.Baseline
-	(*ListBaselinesRequest)(nil),  // 8: tracecam.v1.ListBaselinesRequest
-	(*ListBaselinesResponse)(nil), // 9: tracecam.v1.ListBaselinesResponse
-	(*Segment)(nil),               // 10: tracecam.v1.Segment
-	(*DNSQuery)(nil),              // 11: tracecam.v1.DNSQuery
-	(*NetworkPeer)(nil),           // 12: tracecam.v1.NetworkPeer
-	(*Diagnosis)(nil),             // 13: tracecam.v1.Diagnosis
-	(*Deviation)(nil),             // 14: tracecam.v1.Deviation
-	(*Status)(nil),                // 15: tracecam.v1.Status
-	(*RedisStats)(nil),            // 16: tracecam.v1.RedisStats
-	(*AssemblerCounters)(nil),     // 17: tracecam.v1.AssemblerCounters
-	nil,                           // 18: tracecam.v1.GetTraceResponse.SourcesEntry
-	nil,                           // 19: tracecam.v1.Profile.BreakdownEntry
-	nil,                           // 20: tracecam.v1.Baseline.BreakdownEntry
-	nil,                           // 21: tracecam.v1.Status.EventsSeenEntry
-	nil,                           // 22: tracecam.v1.Status.EventsLostEntry
-	(*timestamppb.Timestamp)(nil), // 23: google.protobuf.Timestamp
+	(*TCPSend)(nil),               // 7: tracecam.v1.TCPSend
+	(*Baseline)(nil),              // 8: tracecam.v1.Baseline
+	(*ListBaselinesRequest)(nil),  // 9: tracecam.v1.ListBaselinesRequest
+	(*ListBaselinesResponse)(nil), // 10: tracecam.v1.ListBaselinesResponse
+	(*Segment)(nil),               // 11: tracecam.v1.Segment
+	(*DNSQuery)(nil),              // 12: tracecam.v1.DNSQuery
+	(*NetworkPeer)(nil),           // 13: tracecam.v1.NetworkPeer
+	(*Diagnosis)(nil),             // 14: tracecam.v1.Diagnosis
+	(*Deviation)(nil),             // 15: tracecam.v1.Deviation
+	(*Status)(nil),                // 16: tracecam.v1.Status
+	(*RedisStats)(nil),            // 17: tracecam.v1.RedisStats
+	(*AssemblerCounters)(nil),     // 18: tracecam.v1.AssemblerCounters
+	nil,                           // 19: tracecam.v1.GetTraceResponse.SourcesEntry
+	nil,                           // 20: tracecam.v1.Profile.BreakdownEntry
+	nil,                           // 21: tracecam.v1.Baseline.BreakdownEntry
+	nil,                           // 22: tracecam.v1.Status.EventsSeenEntry
+	nil,                           // 23: tracecam.v1.Status.EventsLostEntry
+	(*timestamppb.Timestamp)(nil), // 24: google.protobuf.Timestamp
 }
 var file_tracecam_v1_profiler_proto_depIdxs = []int32{
 	6,  // 0: tracecam.v1.GetTraceResponse.profiles:type_name -> tracecam.v1.Profile
-	18, // 1: tracecam.v1.GetTraceResponse.sources:type_name -> tracecam.v1.GetTraceResponse.SourcesEntry
+	19, // 1: tracecam.v1.GetTraceResponse.sources:type_name -> tracecam.v1.GetTraceResponse.SourcesEntry
 	6,  // 2: tracecam.v1.ListProfilesResponse.profiles:type_name -> tracecam.v1.Profile
-	23, // 3: tracecam.v1.Profile.start_time:type_name -> google.protobuf.Timestamp
-	19, // 4: tracecam.v1.Profile.breakdown:type_name -> tracecam.v1.Profile.BreakdownEntry
-	10, // 5: tracecam.v1.Profile.timeline:type_name -> tracecam.v1.Segment
-	11, // 6: tracecam.v1.Profile.dns:type_name -> tracecam.v1.DNSQuery
-	12, // 7: tracecam.v1.Profile.network:type_name -> tracecam.v1.NetworkPeer
-	13, // 8: tracecam.v1.Profile.diagnosis:type_name -> tracecam.v1.Diagnosis
-	7,  // 9: tracecam.v1.Profile.baseline:type_name -> tracecam.v1.Baseline
-	20, // 10: tracecam.v1.Baseline.breakdown:type_name -> tracecam.v1.Baseline.BreakdownEntry
-	7,  // 11: tracecam.v1.ListBaselinesResponse.baselines:type_name -> tracecam.v1.Baseline
-	14, // 12: tracecam.v1.Diagnosis.deviation:type_name -> tracecam.v1.Deviation
-	21, // 13: tracecam.v1.Status.events_seen:type_name -> tracecam.v1.Status.EventsSeenEntry
-	22, // 14: tracecam.v1.Status.events_lost:type_name -> tracecam.v1.Status.EventsLostEntry
-	17, // 15: tracecam.v1.Status.assembler:type_name -> tracecam.v1.AssemblerCounters
-	16, // 16: tracecam.v1.Status.redis_stats:type_name -> tracecam.v1.RedisStats
-	0,  // 17: tracecam.v1.Profiler.GetTrace:input_type -> tracecam.v1.GetTraceRequest
-	2,  // 18: tracecam.v1.Profiler.ListProfiles:input_type -> tracecam.v1.ListProfilesRequest
-	5,  // 19: tracecam.v1.Profiler.GetStatus:input_type -> tracecam.v1.GetStatusRequest
-	4,  // 20: tracecam.v1.Profiler.WatchProfiles:input_type -> tracecam.v1.WatchProfilesRequest
-	8,  // 21: tracecam.v1.Profiler.ListBaselines:input_type -> tracecam.v1.ListBaselinesRequest
-	1,  // 22: tracecam.v1.Profiler.GetTrace:output_type -> tracecam.v1.GetTraceResponse
-	3,  // 23: tracecam.v1.Profiler.ListProfiles:output_type -> tracecam.v1.ListProfilesResponse
-	15, // 24: tracecam.v1.Profiler.GetStatus:output_type -> tracecam.v1.Status
-	6,  // 25: tracecam.v1.Profiler.WatchProfiles:output_type -> tracecam.v1.Profile
-	9,  // 26: tracecam.v1.Profiler.ListBaselines:output_type -> tracecam.v1.ListBaselinesResponse
-	22, // [22:27] is the sub-list for method output_type
-	17, // [17:22] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	24, // 3: tracecam.v1.Profile.start_time:type_name -> google.protobuf.Timestamp
+	20, // 4: tracecam.v1.Profile.breakdown:type_name -> tracecam.v1.Profile.BreakdownEntry
+	11, // 5: tracecam.v1.Profile.timeline:type_name -> tracecam.v1.Segment
+	12, // 6: tracecam.v1.Profile.dns:type_name -> tracecam.v1.DNSQuery
+	13, // 7: tracecam.v1.Profile.network:type_name -> tracecam.v1.NetworkPeer
+	14, // 8: tracecam.v1.Profile.diagnosis:type_name -> tracecam.v1.Diagnosis
+	8,  // 9: tracecam.v1.Profile.baseline:type_name -> tracecam.v1.Baseline
+	7,  // 10: tracecam.v1.Profile.tcp:type_name -> tracecam.v1.TCPSend
+	21, // 11: tracecam.v1.Baseline.breakdown:type_name -> tracecam.v1.Baseline.BreakdownEntry
+	8,  // 12: tracecam.v1.ListBaselinesResponse.baselines:type_name -> tracecam.v1.Baseline
+	15, // 13: tracecam.v1.Diagnosis.deviation:type_name -> tracecam.v1.Deviation
+	22, // 14: tracecam.v1.Status.events_seen:type_name -> tracecam.v1.Status.EventsSeenEntry
+	23, // 15: tracecam.v1.Status.events_lost:type_name -> tracecam.v1.Status.EventsLostEntry
+	18, // 16: tracecam.v1.Status.assembler:type_name -> tracecam.v1.AssemblerCounters
+	17, // 17: tracecam.v1.Status.redis_stats:type_name -> tracecam.v1.RedisStats
+	0,  // 18: tracecam.v1.Profiler.GetTrace:input_type -> tracecam.v1.GetTraceRequest
+	2,  // 19: tracecam.v1.Profiler.ListProfiles:input_type -> tracecam.v1.ListProfilesRequest
+	5,  // 20: tracecam.v1.Profiler.GetStatus:input_type -> tracecam.v1.GetStatusRequest
+	4,  // 21: tracecam.v1.Profiler.WatchProfiles:input_type -> tracecam.v1.WatchProfilesRequest
+	9,  // 22: tracecam.v1.Profiler.ListBaselines:input_type -> tracecam.v1.ListBaselinesRequest
+	1,  // 23: tracecam.v1.Profiler.GetTrace:output_type -> tracecam.v1.GetTraceResponse
+	3,  // 24: tracecam.v1.Profiler.ListProfiles:output_type -> tracecam.v1.ListProfilesResponse
+	16, // 25: tracecam.v1.Profiler.GetStatus:output_type -> tracecam.v1.Status
+	6,  // 26: tracecam.v1.Profiler.WatchProfiles:output_type -> tracecam.v1.Profile
+	10, // 27: tracecam.v1.Profiler.ListBaselines:output_type -> tracecam.v1.ListBaselinesResponse
+	23, // [23:28] is the sub-list for method output_type
+	18, // [18:23] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_tracecam_v1_profiler_proto_init() }
@@ -2104,7 +2198,7 @@ func file_tracecam_v1_profiler_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tracecam_v1_profiler_proto_rawDesc), len(file_tracecam_v1_profiler_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   23,
+			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
