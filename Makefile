@@ -9,7 +9,7 @@ SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # or file that proves each is present (so an installed machine skips apt).
 DEPS := clang-14:clang-14 /usr/include/bpf/bpf_helpers.h:libbpf-dev curl:curl \
         python3:python3 java:openjdk-17-jdk-headless nginx:nginx-light wrk:wrk \
-        cc:gcc capsh:libcap2-bin protoc:protobuf-compiler \
+        cc:gcc capsh:libcap2-bin protoc:protobuf-compiler ip:iproute2 \
         redis-server:redis-server redis-cli:redis-tools \
         /usr/include/google/protobuf/timestamp.proto:libprotobuf-dev \
         /usr/share/gocode/src/github.com/grpc-ecosystem/grpc-gateway/third_party/googleapis/google/api/annotations.proto:golang-github-grpc-ecosystem-grpc-gateway-dev

@@ -127,7 +127,7 @@ func TestCase4TCPWindow(t *testing.T) {
 			t.Errorf("rcvbuf %d: delivered %.1f ms after the last write, the client and the path say %.1f ms", r.rcvbuf, ms(tcp.DeliveryNS), ms(truth))
 		}
 		if r.rcvbuf < 1<<20 && !captured {
-			gcCapture(t, side, "4-tcp-window", r.trace)
+			casePublish(t, "4-tcp-window", side.caseTraceText(t, r.trace, 1))
 			captured = true
 		}
 	}

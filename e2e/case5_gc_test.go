@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -36,31 +34,6 @@ func gcGet(t *testing.T, url, traceID string) http.Header {
 		t.Fatalf("GET %s: status %d", url, resp.StatusCode)
 	}
 	return resp.Header
-}
-
-// gcCapture writes the camera view of a trace to
-// $TRACECAM_CASES_OUT/<name>.txt (make cases sets it; docs/cases embeds it).
-func gcCapture(t *testing.T, s *sidecar, name, traceID string) {
-	t.Helper()
-	dir := os.Getenv("TRACECAM_CASES_OUT")
-	if dir == "" {
-		return
-	}
-	resp, err := http.Get("http://" + s.httpAddr + "/v1/traces/" + traceID + "?format=text")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil || resp.StatusCode != 200 {
-		t.Fatalf("camera view of %s: status %d, %v", traceID, resp.StatusCode, err)
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, name+".txt"), b, 0o644); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // gcTime is what the profile attributes to stop-the-world pauses: lock
@@ -160,6 +133,6 @@ func TestCase5GC(t *testing.T) {
 			ms(seenNS), truthMS, 100*float64(seenNS-truthNS)/float64(truthNS))
 	}
 	if slowest != nil {
-		gcCapture(t, side, "5-gc", slowest.trace)
+		casePublish(t, "5-gc", side.caseTraceText(t, slowest.trace, 1))
 	}
 }

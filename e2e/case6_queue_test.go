@@ -89,7 +89,7 @@ func TestCase6Queue(t *testing.T) {
 		t.Errorf("only %d of %d requests waited for a worker: the pool did not saturate", queued, n)
 	}
 	if slowest != nil {
-		gcCapture(t, side, "6-queue", slowest.trace)
+		casePublish(t, "6-queue", side.caseTraceText(t, slowest.trace, 1))
 	}
 }
 

@@ -106,7 +106,18 @@ func storyParts(p *profile.Profile, all []*profile.Profile) []string {
 
 // callee finds the profile of the trace that served p's call to peer n.
 func callee(p *profile.Profile, n profile.NetworkPeer, all []*profile.Profile) *profile.Profile {
-	start, end := p.StartTime, p.StartTime.Add(timeNS(p.DurationNS))
+	// Behind a service VIP the callee's address is not the peer's: match a
+	// profile that ran inside the caller's exchange with this peer (from its
+	// first call on) and was no longer than the wait — but not one that
+	// answered another of the caller's peers (a frontend that waited on DNS
+	// and then on the backend must not pair the backend with the DNS wait).
+	start, end := p.StartTime.Add(timeNS(n.StartOffsetNS)), p.StartTime.Add(timeNS(p.DurationNS))
+	others := map[string]bool{}
+	for _, m := range p.Network {
+		if m.Peer != n.Peer {
+			others[m.Peer] = true
+		}
+	}
 	var inside *profile.Profile
 	for _, q := range all {
 		if q == p {
@@ -114,6 +125,9 @@ func callee(p *profile.Profile, n profile.NetworkPeer, all []*profile.Profile) *
 		}
 		if q.Server == n.Peer {
 			return q
+		}
+		if q.Server != "" && others[q.Server] {
+			continue
 		}
 		qs, qe := q.StartTime, q.StartTime.Add(timeNS(q.DurationNS))
 		if inside == nil && !qs.Before(start) && !qe.After(end) && q.DurationNS <= n.WaitNS+n.WaitNS/10 {
