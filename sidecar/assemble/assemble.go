@@ -119,6 +119,8 @@ type dnsQuery struct {
 	// reuses the ID, so an answer goes to the latest copy, and this one
 	// timed out then.
 	resent uint64
+	// attempt is the resolver's try of this name and type (1 = first).
+	attempt int32
 }
 
 type conn struct {
@@ -562,13 +564,20 @@ func (a *Assembler) onDNS(r *request, d *event.Data, server netip.AddrPort) {
 		}
 		r.dnsSockets[d.Socket] = server
 		qtype := dnsmsg.TypeString(q.Type)
+		attempt := int32(1)
 		for _, dq := range r.dns {
 			if dq.id == m.ID && dq.done == 0 && dq.resent == 0 && dq.name == q.Name && dq.qtype == qtype && dq.server == server.String() {
 				dq.resent = d.TS
 			}
+			// An earlier query of the same name and type: this one is the
+			// resolver trying again (glibc resends the A and AAAA pair
+			// when either went unanswered).
+			if dq.name == q.Name && dq.qtype == qtype {
+				attempt = max(attempt, dq.attempt+1)
+			}
 		}
 		r.dns = append(r.dns, &dnsQuery{
-			id: m.ID, name: q.Name, qtype: dnsmsg.TypeString(q.Type), server: server.String(), ts: d.TS,
+			id: m.ID, name: q.Name, qtype: dnsmsg.TypeString(q.Type), server: server.String(), ts: d.TS, attempt: attempt,
 		})
 		return
 	}
@@ -604,7 +613,7 @@ func (a *Assembler) onDNS(r *request, d *event.Data, server netip.AddrPort) {
 		start = r.dns[0].ts
 	}
 	r.dns = append(r.dns, &dnsQuery{id: m.ID, name: q.Name, qtype: dnsmsg.TypeString(q.Type),
-		server: server.String(), ts: start, done: d.TS, rcode: dnsmsg.RcodeString(m.Rcode)})
+		server: server.String(), ts: start, done: d.TS, rcode: dnsmsg.RcodeString(m.Rcode), attempt: 1})
 }
 
 // endConn finishes the connection's request (if its response started) and
@@ -877,7 +886,7 @@ func (a *Assembler) addTimeline(p *profile.Profile, r *request, end uint64) {
 func (a *Assembler) addNetwork(p *profile.Profile, r *request, end uint64) {
 	for _, q := range r.dns {
 		dq := profile.DNSQuery{Name: q.name, Type: q.qtype, Rcode: q.rcode, Server: q.server,
-			StartOffsetNS: int64(q.ts - r.start), Answered: q.done != 0}
+			StartOffsetNS: int64(q.ts - r.start), Answered: q.done != 0, Attempt: max(q.attempt, 1)}
 		if q.done != 0 {
 			dq.LatencyNS = int64(q.done - q.ts)
 		} else if q.resent != 0 {

@@ -972,7 +972,7 @@ func TestDNS(t *testing.T) {
 			}
 			got := p.DNS[0]
 			want := profile.DNSQuery{Name: "api.example.com", Type: tc.wantType, Rcode: tc.wantRc, Server: "10.96.0.10:53",
-				StartOffsetNS: int64(qts - start), LatencyNS: int64(ats - qts), Answered: tc.answer}
+				StartOffsetNS: int64(qts - start), LatencyNS: int64(ats - qts), Answered: tc.answer, Attempt: 1}
 			if !tc.answer {
 				want.LatencyNS = int64(th.ts - qts) // until the request ended
 			}
@@ -1021,7 +1021,7 @@ func TestDNSReplyOnUnconnectedSocket(t *testing.T) {
 	p := h.out[0]
 	checkExact(t, p)
 	want := []profile.DNSQuery{{Name: "svc.example", Type: "A", Rcode: "NOERROR", Server: "10.0.0.53:53",
-		StartOffsetNS: int64(qts - start), LatencyNS: int64(ats - qts), Answered: true}}
+		StartOffsetNS: int64(qts - start), LatencyNS: int64(ats - qts), Answered: true, Attempt: 1}}
 	if !reflect.DeepEqual(p.DNS, want) {
 		t.Errorf("dns %+v\nwant %+v", p.DNS, want)
 	}
@@ -1748,10 +1748,10 @@ func TestDNSRetrySameID(t *testing.T) {
 	srv := "10.96.0.10:53"
 	off := func(ts uint64) int64 { return int64(ts - start) }
 	want := []profile.DNSQuery{
-		{Name: name, Type: "A", Rcode: "NO_ANSWER", Server: srv, StartOffsetNS: off(a1), LatencyNS: int64(a2 - a1)},
-		{Name: name, Type: "AAAA", Rcode: "NOERROR", Server: srv, StartOffsetNS: off(aaaa1), LatencyNS: int64(aaaa1done - aaaa1), Answered: true},
-		{Name: name, Type: "A", Rcode: "NOERROR", Server: srv, StartOffsetNS: off(a2), LatencyNS: int64(a2done - a2), Answered: true},
-		{Name: name, Type: "AAAA", Rcode: "NOERROR", Server: srv, StartOffsetNS: off(aaaa2), LatencyNS: int64(aaaa2done - aaaa2), Answered: true},
+		{Name: name, Type: "A", Rcode: "NO_ANSWER", Server: srv, StartOffsetNS: off(a1), LatencyNS: int64(a2 - a1), Attempt: 1},
+		{Name: name, Type: "AAAA", Rcode: "NOERROR", Server: srv, StartOffsetNS: off(aaaa1), LatencyNS: int64(aaaa1done - aaaa1), Answered: true, Attempt: 1},
+		{Name: name, Type: "A", Rcode: "NOERROR", Server: srv, StartOffsetNS: off(a2), LatencyNS: int64(a2done - a2), Answered: true, Attempt: 2},
+		{Name: name, Type: "AAAA", Rcode: "NOERROR", Server: srv, StartOffsetNS: off(aaaa2), LatencyNS: int64(aaaa2done - aaaa2), Answered: true, Attempt: 2},
 	}
 	if !reflect.DeepEqual(p.DNS, want) {
 		t.Errorf("dns\n%+v\nwant\n%+v", p.DNS, want)

@@ -134,6 +134,9 @@ type DNSQuery struct {
 	LatencyNS     int64  `json:"latency_ns"`
 	// Answered is false when no response was seen before the request ended.
 	Answered bool `json:"answered"`
+	// Attempt counts the resolver's tries of this name and type: 1 for the
+	// first query, 2 for the same query sent again (a retry), …
+	Attempt int32 `json:"attempt"`
 }
 
 // NetworkPeer summarises the traffic the serving thread exchanged with one

@@ -92,6 +92,7 @@ func ToProto(p *profile.Profile) *tracecamv1.Profile {
 				StartOffsetNs: q.StartOffsetNS,
 				LatencyNs:     q.LatencyNS,
 				Answered:      q.Answered,
+				Attempt:       q.Attempt,
 			}
 		}
 	}
@@ -192,6 +193,7 @@ func FromProto(p *tracecamv1.Profile) *profile.Profile {
 				StartOffsetNS: q.GetStartOffsetNs(),
 				LatencyNS:     q.GetLatencyNs(),
 				Answered:      q.GetAnswered(),
+				Attempt:       q.GetAttempt(),
 			}
 		}
 	}

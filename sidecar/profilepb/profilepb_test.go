@@ -38,7 +38,7 @@ func full() *profile.Profile {
 		}, {Category: profile.Net, StartOffsetNS: 1, DurationNS: 2}},
 		DNS: []profile.DNSQuery{{
 			Name: "backend.default.svc.cluster.local", Type: "A", Rcode: "NXDOMAIN", Server: "10.96.0.10:53",
-			StartOffsetNS: 1 * ms, LatencyNS: 500 * ms, Answered: true,
+			StartOffsetNS: 1 * ms, LatencyNS: 500 * ms, Answered: true, Attempt: 2,
 		}},
 		Network: []profile.NetworkPeer{{
 			Peer: "10.96.14.2:9000", Protocol: "tcp", BytesSent: 120, BytesReceived: 2300,

@@ -343,6 +343,9 @@ func (t *textView) dns(p *profile.Profile) {
 		if q.Server != "" {
 			row += "  via " + clean(q.Server)
 		}
+		if q.Attempt > 1 {
+			row += fmt.Sprintf("  (try %d)", q.Attempt)
+		}
 		t.line(5, row)
 	}
 }

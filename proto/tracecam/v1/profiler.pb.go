@@ -1137,6 +1137,9 @@ type DNSQuery struct {
 	StartOffsetNs int64                  `protobuf:"varint,5,opt,name=start_offset_ns,json=startOffsetNs,proto3" json:"start_offset_ns,omitempty"`
 	LatencyNs     int64                  `protobuf:"varint,6,opt,name=latency_ns,json=latencyNs,proto3" json:"latency_ns,omitempty"`
 	Answered      bool                   `protobuf:"varint,7,opt,name=answered,proto3" json:"answered,omitempty"`
+	// The resolver's try of this name and type: 1 for the first query, 2 for
+	// the one sent again after it went unanswered, and so on.
+	Attempt       int32 `protobuf:"varint,8,opt,name=attempt,proto3" json:"attempt,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1218,6 +1221,13 @@ func (x *DNSQuery) GetAnswered() bool {
 		return x.Answered
 	}
 	return false
+}
+
+func (x *DNSQuery) GetAttempt() int32 {
+	if x != nil {
+		return x.Attempt
+	}
+	return 0
 }
 
 type NetworkPeer struct {
@@ -2013,7 +2023,7 @@ const file_tracecam_v1_profiler_proto_rawDesc = "" +
 	"\twaker_tid\x18\f \x01(\rR\bwakerTid\x12\x1d\n" +
 	"\n" +
 	"waker_name\x18\r \x01(\tR\twakerName\x12\x16\n" +
-	"\x06detail\x18\x0e \x01(\tR\x06detail\"\xc3\x01\n" +
+	"\x06detail\x18\x0e \x01(\tR\x06detail\"\xdd\x01\n" +
 	"\bDNSQuery\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04type\x18\x02 \x01(\tR\x04type\x12\x14\n" +
@@ -2022,7 +2032,8 @@ const file_tracecam_v1_profiler_proto_rawDesc = "" +
 	"\x0fstart_offset_ns\x18\x05 \x01(\x03R\rstartOffsetNs\x12\x1d\n" +
 	"\n" +
 	"latency_ns\x18\x06 \x01(\x03R\tlatencyNs\x12\x1a\n" +
-	"\banswered\x18\a \x01(\bR\banswered\"\xda\x01\n" +
+	"\banswered\x18\a \x01(\bR\banswered\x12\x18\n" +
+	"\aattempt\x18\b \x01(\x05R\aattempt\"\xda\x01\n" +
 	"\vNetworkPeer\x12\x12\n" +
 	"\x04peer\x18\x01 \x01(\tR\x04peer\x12\x1a\n" +
 	"\bprotocol\x18\x02 \x01(\tR\bprotocol\x12\x1d\n" +
