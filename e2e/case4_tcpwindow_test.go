@@ -40,9 +40,13 @@ var tcpInfoRe = regexp.MustCompile(`^TCPINFO trace=(\w+) rwnd_limited_us=(\d+) s
 // two network namespaces joined by a 40 ms, 8 MiB/s path (netem's delay
 // line: sch_netem is not in this kernel). A client with an 85 KB receive
 // buffer can have at most ~80 KB in flight, ~2 MB/s on that path; one with
-// 4 MB is limited by the link. The server's kernel reports how long sending
-// was limited by the receive window (tcp_info's tcpi_rwnd_limited): the
-// ground truth for tracecam's figure.
+// 4 MB is limited by the link. The ground truths: the kernel's own view of
+// the window (tcp_info's snd_wnd, read by the server), and the client's and
+// the server's clocks (CLOCK_MONOTONIC, one host) for when the response
+// reached the client after the server's last write. (tcpi_rwnd_limited is
+// logged, not compared: it counts only the moments the sender hit the
+// window while transmitting, and is read at the last write, before most of
+// the window-bound drain.)
 func TestCase4TCPWindow(t *testing.T) {
 	link := netem.New(t, netem.Config{Delay: 20 * time.Millisecond, RateBps: 8 << 20, QueueBytes: 1 << 20})
 	cg := newCgroup(t, "case4-window")

@@ -39,7 +39,7 @@ func tcpWindowPhrase(p *profile.Profile) string {
 	s := fmt.Sprintf("sending the response (%s) held back by the client's TCP receive window for %s; window as small as %s",
 		profile.FormatBytes(p.ResponseBytes), profile.FormatDuration(t.WindowLimitedNS), profile.FormatBytes(t.PeerWindowMinBytes))
 	if t.DeliveryNS > 0 {
-		s += fmt.Sprintf("; the client had the last byte %s after the last write", profile.FormatDuration(t.DeliveryNS))
+		s += fmt.Sprintf("; the client acknowledged the last byte %s after the last write", profile.FormatDuration(t.DeliveryNS))
 	}
 	return s
 }
