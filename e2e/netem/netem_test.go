@@ -145,13 +145,14 @@ func TestRate(t *testing.T) {
 // of the doubled buffer), ~2 MB/s, whatever the link's rate. At 4 MiB/s
 // the 4 MB client cannot be much faster, slow start included (1 MiB is
 // ~0.26 s of wire time plus ~0.2 s of handshake and slow start), so the
-// gap is ~1.2×; at 8 MiB/s it is ~1.5×.
+// gap is only ~1.1–1.2× (too close to call on a busy machine, and with BBR
+// losing packets in start-up); at 8 MiB/s, the rate case 4 uses, it is
+// ~1.5×.
 func TestReceiveWindow(t *testing.T) {
 	for _, tc := range []struct {
 		rate     int64
 		minRatio float64
 	}{
-		{4 << 20, 1.1},
 		{8 << 20, 1.35},
 	} {
 		t.Run(fmt.Sprintf("rate=%dMiB", tc.rate>>20), func(t *testing.T) {
