@@ -645,6 +645,10 @@ func (e effective) container() corev1.Container {
 		{Name: "TRACECAM_LOG_LEVEL", Value: e.logLevel},
 		{Name: "TRACECAM_GRPC_ADDR", Value: ":" + strconv.Itoa(GRPCPort)},
 		{Name: "TRACECAM_HTTP_ADDR", Value: ":" + strconv.Itoa(HTTPPort)},
+		// A sidecar that cannot watch (old kernel, a policy denying BPF)
+		// must not take the app out of service: its readiness counts
+		// toward the pod's. It stays up, ready, and says why it is idle.
+		{Name: "TRACECAM_ON_ERROR", Value: "idle"},
 	}
 	if e.clusterName != "" {
 		env = append(env, corev1.EnvVar{Name: "TRACECAM_CLUSTER_NAME", Value: e.clusterName})

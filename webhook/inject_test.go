@@ -168,6 +168,7 @@ func TestInjectContainer(t *testing.T) {
 			}
 			want := map[string]string{
 				"TRACECAM_SEGMENT_THRESHOLD": "1ms",
+				"TRACECAM_ON_ERROR":          "idle",
 				"TRACECAM_LOG_LEVEL":         "info",
 				"TRACECAM_GRPC_ADDR":         ":7070",
 				"TRACECAM_HTTP_ADDR":         ":7071",

@@ -4,10 +4,14 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -68,6 +72,7 @@ func run() error {
 	pprofOn := fs.Bool("pprof", envDefault("pprof", "") == "true", "serve Go profiling at /debug/pprof/ on the HTTP port")
 	podUID := fs.String("pod-uid", envDefault("pod-uid", os.Getenv("POD_UID")), "pod UID: finds the pod's cgroup when a private cgroup namespace hides it")
 	logLevel := fs.String("log-level", envDefault("log-level", "info"), "debug, info, warn or error")
+	onError := fs.String("on-error", envDefault("on-error", "exit"), "when the probes cannot be attached (or the cgroup not found): exit (with the reason), or idle (log it, stay up and ready, /v1/status says why; what the webhook injects, so a sidecar that cannot watch never takes its pod out of service)")
 	maxRoutesS := fs.String("max-routes", envDefault("max-routes", strconv.Itoa(metrics.DefaultMaxRoutes)), "endpoints (method and normalised route) tracked one by one in /metrics and baselines; further ones are counted under route \"other\"")
 	baselineWindow := fs.Duration("baseline-window", envDuration("baseline-window", metrics.DefaultWindow), "span endpoint baselines are learned over (two halves, the older dropped as a new one starts)")
 	if err := fs.Parse(os.Args[1:]); err != nil {
@@ -75,6 +80,9 @@ func run() error {
 			return nil
 		}
 		return err
+	}
+	if *onError != "exit" && *onError != "idle" {
+		return fmt.Errorf("--on-error=%q: want exit or idle", *onError)
 	}
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(*logLevel)); err != nil {
@@ -135,10 +143,60 @@ func run() error {
 		StoreSize: size, Pod: *pod, Namespace: *ns, PodUID: *podUID, Pprof: *pprofOn,
 		RingBufferSize: uint32(ring), Redis: redisCfg, MaxRoutes: maxRoutes, BaselineWindow: *baselineWindow,
 	})
-	if err != nil {
-		return err
-	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	if err != nil {
+		if *onError != "idle" {
+			return err
+		}
+		return idle(ctx, *httpAddr, err)
+	}
 	return a.Run(ctx)
+}
+
+// idle is --on-error=idle: the sidecar could not start watching, but as a
+// pod's sidecar its readiness counts toward the pod's, so exiting (and
+// crash-looping) would take the app out of service. It logs the reason and
+// serves /healthz and /readyz (200, saying it is idle), /v1/status (503 with
+// the reason) and /metrics (tracecam_up 0) until it is stopped.
+func idle(ctx context.Context, addr string, cause error) error {
+	slog.Error("not watching: idle until stopped (--on-error=idle)", "err", cause)
+	if addr == "" {
+		<-ctx.Done()
+		return nil
+	}
+	reason := cause.Error()
+	mux := http.NewServeMux()
+	ok := func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "idle: not watching: %s\n", reason)
+	}
+	mux.HandleFunc("GET /healthz", ok)
+	mux.HandleFunc("GET /readyz", ok)
+	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		json.NewEncoder(w).Encode(map[string]any{"code": 14, "status": http.StatusServiceUnavailable,
+			"error": "idle: not watching: " + reason, "ready": false})
+	})
+	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+		io.WriteString(w, "# HELP tracecam_up 1 when the sidecar watches its pod, 0 when it runs idle (--on-error=idle).\n# TYPE tracecam_up gauge\ntracecam_up 0\n")
+	})
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("idle HTTP server: %w (and not watching: %v)", err, cause)
+	}
+	slog.Info("http listening", "addr", l.Addr().String(), "idle", true)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(l) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("idle HTTP server: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	srv.Shutdown(sctx)
+	return nil
 }
