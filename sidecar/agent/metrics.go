@@ -38,6 +38,7 @@ var (
 	descRedisUp    = desc("tracecam_redis_up", "1 when the last Redis write or ping succeeded, 0 when Redis is unavailable or full (absent without --redis-addr).")
 	descRedisQueue = desc("tracecam_redis_pending", "Profiles queued for Redis.")
 	descReady      = desc("tracecam_ready", "1 when the probes are attached and the sidecar is not shutting down.")
+	descUp         = desc("tracecam_up", "1 when the sidecar watches its pod; an idle sidecar (--on-error=idle, it could not attach) serves 0.")
 	descBuild      = desc("tracecam_build_info", "The sidecar's version, as a label; the value is 1.", "version")
 
 	// counters read from the status, in the order they are exported.
@@ -64,7 +65,7 @@ var (
 // Describe implements prometheus.Collector.
 func (h *health) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descEvents, descEventsLost, descRingUsed, descRingSize, descStored, descCapacity,
-		descThreads, descConns, descRedisUp, descRedisQueue, descReady, descBuild, descWatchDropped} {
+		descThreads, descConns, descRedisUp, descRedisQueue, descReady, descUp, descBuild, descWatchDropped} {
 		ch <- d
 	}
 	for _, c := range statusCounters {
@@ -104,6 +105,7 @@ func (h *health) Collect(ch chan<- prometheus.Metric) {
 		ready = 1
 	}
 	ch <- prometheus.MustNewConstMetric(descReady, prometheus.GaugeValue, ready)
+	ch <- prometheus.MustNewConstMetric(descUp, prometheus.GaugeValue, 1)
 	ch <- prometheus.MustNewConstMetric(descBuild, prometheus.GaugeValue, 1, st.GetVersion())
 }
 
