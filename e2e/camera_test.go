@@ -171,8 +171,26 @@ func runScenarios(t *testing.T, kind string) {
 		p := w.side.waitProfile(t, id, 10*time.Second)
 		checkInvariants(t, p, pid)
 		t.Logf("fsync breakdown: %v", p.Breakdown)
-		if dominant(p) != profile.File || p.Diagnosis.Cause != profile.CauseFile {
-			t.Fatalf("want file-bound, got:\n%s", dump(p))
+		// The fsyncs are short on a fast disk, and each ends in a wake-up:
+		// on a loaded machine (the race-built sidecar, other suites) the
+		// wait for a CPU after each can outweigh the disk. What must hold:
+		// the thread's blocked time is file time, and the cause is file —
+		// or runq when, as the breakdown shows, runq really is larger.
+		var blocked int64
+		for c, ns := range p.Breakdown {
+			if c != profile.CPU && c != profile.Runq && c != profile.Queue {
+				blocked += ns
+			}
+		}
+		if file := p.Breakdown[profile.File]; blocked == 0 || file*10 < blocked*8 {
+			t.Fatalf("want the blocked time to be file time, got:\n%s", dump(p))
+		}
+		switch cause := p.Diagnosis.Cause; {
+		case cause == profile.CauseFile:
+		case cause == profile.CauseRunq && p.Breakdown[profile.Runq] > p.Breakdown[profile.File]:
+			t.Logf("busy machine: runq %.1f ms outweighed file %.1f ms, and the cause says so", ms(p.Breakdown[profile.Runq]), ms(p.Breakdown[profile.File]))
+		default:
+			t.Fatalf("want cause file, got:\n%s", dump(p))
 		}
 		var named bool
 		for _, s := range segmentsOf(p, profile.File) {
