@@ -32,6 +32,9 @@ const volatile u64 segment_ns = 1000000;
  * also polls on a short timer, so a quiet pod's events are late by at most
  * that period. */
 const volatile u64 wakeup_bytes = 128 << 10;
+/* A write that leaves at least this much unacknowledged arms an EV_ACKED
+ * for when the client has it all (the response's delivery). */
+const volatile u32 deliver_min_bytes = 64 << 10;
 
 /* Bumped on every ring-buffer reservation failure; each event carries it so
  * user space knows which requests overlap a loss (partial). */
@@ -871,10 +874,16 @@ static __always_inline int on_sock_data(struct sock *sk, int ret, int flags, u8 
 		struct tcp_sock *tp = bpf_skc_to_tcp_sock(sk);
 		if (tp) {
 			u32 wseq = tp->write_seq, una = tp->snd_una;
-			ss->deliver_seq = wseq;
-			ss->tgid = bpf_get_current_pid_tgid() >> 32;
-			ss->deliver_pending = wseq != una;
-			unacked = wseq - una;
+			/* Only a response with much still on its way is worth an
+			 * event when it is delivered: a small one reaches the client
+			 * within a round trip, and an event per response would cost
+			 * more than it tells. */
+			ss->deliver_pending = wseq - una >= deliver_min_bytes;
+			if (ss->deliver_pending) {
+				ss->deliver_seq = wseq;
+				ss->tgid = bpf_get_current_pid_tgid() >> 32;
+				unacked = wseq - una;
+			}
 		}
 	}
 	if (!dir) {

@@ -81,7 +81,8 @@ struct data_event {
 	u32 peer_wnd;
 	u32 peer_wnd_min1;
 	/* writes on TCP: bytes written but not yet acknowledged by the peer
-	 * once this write returned (an EV_ACKED follows when they are) */
+	 * once this write returned, when at least deliver_min_bytes (an
+	 * EV_ACKED follows when they are); 0 otherwise */
 	u32 unacked;
 	u32 _pad3;
 	s32 fd;             /* from the syscall's first argument, -1 if none */

@@ -156,29 +156,30 @@ type CameraWaitDetail struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	CameraMapEvents       = "events"
-	CameraMapSkStates     = "sk_states"
-	CameraMapStats        = "stats"
-	CameraMapSwitchTs     = "switch_ts"
-	CameraMapThreads      = "threads"
-	CameraMapUnread       = "unread"
-	CameraProgOnExit      = "on_exit"
-	CameraProgOnRecv      = "on_recv"
-	CameraProgOnSend      = "on_send"
-	CameraProgOnSetState  = "on_set_state"
-	CameraProgOnSwitch    = "on_switch"
-	CameraProgOnTcpProbe  = "on_tcp_probe"
-	CameraProgOnWaking    = "on_waking"
-	CameraVarAckedEvent   = "_acked_event"
-	CameraVarDataEvent    = "_data_event"
-	CameraVarSegmentEvent = "_segment_event"
-	CameraVarLostSeq      = "lost_seq"
-	CameraVarSegmentNs    = "segment_ns"
-	CameraVarSelfCgid     = "self_cgid"
-	CameraVarSelfTgid     = "self_tgid"
-	CameraVarTargetCgid   = "target_cgid"
-	CameraVarTargetLevel  = "target_level"
-	CameraVarWakeupBytes  = "wakeup_bytes"
+	CameraMapEvents          = "events"
+	CameraMapSkStates        = "sk_states"
+	CameraMapStats           = "stats"
+	CameraMapSwitchTs        = "switch_ts"
+	CameraMapThreads         = "threads"
+	CameraMapUnread          = "unread"
+	CameraProgOnExit         = "on_exit"
+	CameraProgOnRecv         = "on_recv"
+	CameraProgOnSend         = "on_send"
+	CameraProgOnSetState     = "on_set_state"
+	CameraProgOnSwitch       = "on_switch"
+	CameraProgOnTcpProbe     = "on_tcp_probe"
+	CameraProgOnWaking       = "on_waking"
+	CameraVarAckedEvent      = "_acked_event"
+	CameraVarDataEvent       = "_data_event"
+	CameraVarSegmentEvent    = "_segment_event"
+	CameraVarDeliverMinBytes = "deliver_min_bytes"
+	CameraVarLostSeq         = "lost_seq"
+	CameraVarSegmentNs       = "segment_ns"
+	CameraVarSelfCgid        = "self_cgid"
+	CameraVarSelfTgid        = "self_tgid"
+	CameraVarTargetCgid      = "target_cgid"
+	CameraVarTargetLevel     = "target_level"
+	CameraVarWakeupBytes     = "wakeup_bytes"
 )
 
 // LoadCamera returns the embedded CollectionSpec for Camera.
@@ -248,16 +249,17 @@ type CameraMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type CameraVariableSpecs struct {
-	AckedEvent   *ebpf.VariableSpec `ebpf:"_acked_event"`
-	DataEvent    *ebpf.VariableSpec `ebpf:"_data_event"`
-	SegmentEvent *ebpf.VariableSpec `ebpf:"_segment_event"`
-	LostSeq      *ebpf.VariableSpec `ebpf:"lost_seq"`
-	SegmentNs    *ebpf.VariableSpec `ebpf:"segment_ns"`
-	SelfCgid     *ebpf.VariableSpec `ebpf:"self_cgid"`
-	SelfTgid     *ebpf.VariableSpec `ebpf:"self_tgid"`
-	TargetCgid   *ebpf.VariableSpec `ebpf:"target_cgid"`
-	TargetLevel  *ebpf.VariableSpec `ebpf:"target_level"`
-	WakeupBytes  *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
+	AckedEvent      *ebpf.VariableSpec `ebpf:"_acked_event"`
+	DataEvent       *ebpf.VariableSpec `ebpf:"_data_event"`
+	SegmentEvent    *ebpf.VariableSpec `ebpf:"_segment_event"`
+	DeliverMinBytes *ebpf.VariableSpec `ebpf:"deliver_min_bytes"`
+	LostSeq         *ebpf.VariableSpec `ebpf:"lost_seq"`
+	SegmentNs       *ebpf.VariableSpec `ebpf:"segment_ns"`
+	SelfCgid        *ebpf.VariableSpec `ebpf:"self_cgid"`
+	SelfTgid        *ebpf.VariableSpec `ebpf:"self_tgid"`
+	TargetCgid      *ebpf.VariableSpec `ebpf:"target_cgid"`
+	TargetLevel     *ebpf.VariableSpec `ebpf:"target_level"`
+	WakeupBytes     *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 }
 
 // CameraObjects contains all objects after they have been loaded into the kernel.
@@ -303,16 +305,17 @@ func (m *CameraMaps) Close() error {
 //
 // It can be passed to LoadCameraObjects or ebpf.CollectionSpec.LoadAndAssign.
 type CameraVariables struct {
-	AckedEvent   *ebpf.Variable `ebpf:"_acked_event"`
-	DataEvent    *ebpf.Variable `ebpf:"_data_event"`
-	SegmentEvent *ebpf.Variable `ebpf:"_segment_event"`
-	LostSeq      *ebpf.Variable `ebpf:"lost_seq"`
-	SegmentNs    *ebpf.Variable `ebpf:"segment_ns"`
-	SelfCgid     *ebpf.Variable `ebpf:"self_cgid"`
-	SelfTgid     *ebpf.Variable `ebpf:"self_tgid"`
-	TargetCgid   *ebpf.Variable `ebpf:"target_cgid"`
-	TargetLevel  *ebpf.Variable `ebpf:"target_level"`
-	WakeupBytes  *ebpf.Variable `ebpf:"wakeup_bytes"`
+	AckedEvent      *ebpf.Variable `ebpf:"_acked_event"`
+	DataEvent       *ebpf.Variable `ebpf:"_data_event"`
+	SegmentEvent    *ebpf.Variable `ebpf:"_segment_event"`
+	DeliverMinBytes *ebpf.Variable `ebpf:"deliver_min_bytes"`
+	LostSeq         *ebpf.Variable `ebpf:"lost_seq"`
+	SegmentNs       *ebpf.Variable `ebpf:"segment_ns"`
+	SelfCgid        *ebpf.Variable `ebpf:"self_cgid"`
+	SelfTgid        *ebpf.Variable `ebpf:"self_tgid"`
+	TargetCgid      *ebpf.Variable `ebpf:"target_cgid"`
+	TargetLevel     *ebpf.Variable `ebpf:"target_level"`
+	WakeupBytes     *ebpf.Variable `ebpf:"wakeup_bytes"`
 }
 
 // CameraPrograms contains all programs after they have been loaded into the kernel.

@@ -128,8 +128,10 @@ type Data struct {
 	PeerWindowMin  int64
 	PeerWindowSeen bool
 	// Unacked (writes on TCP) is how many written bytes the peer had not
-	// acknowledged yet when this write returned; an Acked follows once it
-	// has.
+	// acknowledged yet when this write returned, when that is at least 64
+	// KiB (the kernel's deliver_min_bytes); an Acked follows once it has.
+	// 0 otherwise: a smaller response reaches the client within a round
+	// trip and its delivery is not tracked.
 	Unacked uint32
 	FD      int32 // the syscall's fd, -1 when it has none
 	Syscall uint16
