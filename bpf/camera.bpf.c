@@ -864,13 +864,15 @@ static __always_inline int on_sock_data(struct sock *sk, int ret, int flags, u8 
 	now = bpf_ktime_get_ns();
 	regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
 	nr = (s32)regs->orig_ax;
-	ss = bpf_sk_storage_get(&sk_states, sk, 0, 0);
+	/* Only TCP sockets have state (tcp_probe makes it): skip the helper
+	 * call for every UDP and unix-socket transfer. */
+	ss = sk->sk_protocol == 6 /* TCP */ ? bpf_sk_storage_get(&sk_states, sk, 0, 0) : 0;
 	if (ss) {
 		rwnd = ss->rwnd_ns + (ss->limited_since && now > ss->limited_since ? now - ss->limited_since : 0);
 		wnd = ss->wnd;
 		wnd_min1 = ss->wnd_min1;
 	}
-	if (dir && ss && sk->sk_protocol == 6 /* TCP */) {
+	if (dir && ss) {
 		struct tcp_sock *tp = bpf_skc_to_tcp_sock(sk);
 		if (tp) {
 			u32 wseq = tp->write_seq, una = tp->snd_una;

@@ -1,10 +1,6 @@
 package e2e
 
 import (
-	"context"
-	"fmt"
-	"io"
-	"net/http"
 	"strconv"
 	"strings"
 	"testing"
@@ -12,29 +8,6 @@ import (
 
 	"github.com/tracecam/tracecam/sidecar/profile"
 )
-
-// gcGet sends one request carrying traceID with Go's client (outside
-// every watched cgroup) and returns the response headers.
-func gcGet(t *testing.T, url, traceID string) http.Header {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("traceparent", fmt.Sprintf("00-%s-00f067aa0ba902b7-01", traceID))
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("GET %s: %v", url, err)
-	}
-	defer resp.Body.Close()
-	io.Copy(io.Discard, resp.Body)
-	if resp.StatusCode != 200 {
-		t.Fatalf("GET %s: status %d", url, resp.StatusCode)
-	}
-	return resp.Header
-}
 
 // gcTime is what the profile attributes to stop-the-world pauses: lock
 // waits ended by the JVM's VM or GC threads.
@@ -62,8 +35,8 @@ func TestCase5GC(t *testing.T) {
 	// Warm up: the JIT compiles the allocation loop; its compiler threads
 	// compete for the two cores meanwhile.
 	for i := 0; i < 5; i++ {
-		gcGet(t, base+"/fast", newTraceID())
-		gcGet(t, base+"/alloc?mb=200&keep=24", newTraceID())
+		caseMustGet(t, base+"/fast")
+		caseMustGet(t, base+"/alloc?mb=200&keep=24")
 	}
 
 	type sample struct {
@@ -76,13 +49,13 @@ func TestCase5GC(t *testing.T) {
 	}
 	var samples []*sample
 	for i := 0; i < 6; i++ {
-		a := &sample{trace: newTraceID()}
-		h := gcGet(t, base+"/alloc?mb=300&keep=24", a.trace)
-		a.gcMS, _ = strconv.Atoi(h.Get("X-GC-Millis"))
-		a.gcN, _ = strconv.Atoi(h.Get("X-GC-Count"))
-		f := &sample{trace: newTraceID(), fast: true}
-		h = gcGet(t, base+"/fast", f.trace)
-		f.gcN, _ = strconv.Atoi(h.Get("X-GC-Count"))
+		r := caseMustGet(t, base+"/alloc?mb=300&keep=24")
+		a := &sample{trace: r.TraceID}
+		a.gcMS, _ = strconv.Atoi(r.Header.Get("X-GC-Millis"))
+		a.gcN, _ = strconv.Atoi(r.Header.Get("X-GC-Count"))
+		r = caseMustGet(t, base+"/fast")
+		f := &sample{trace: r.TraceID, fast: true}
+		f.gcN, _ = strconv.Atoi(r.Header.Get("X-GC-Count"))
 		samples = append(samples, a, f)
 	}
 

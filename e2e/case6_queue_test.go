@@ -1,10 +1,7 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
-	"io"
-	"net/http"
 	"sort"
 	"strconv"
 	"sync"
@@ -29,7 +26,12 @@ func TestCase6Queue(t *testing.T) {
 		var wg sync.WaitGroup
 		for j := 0; j < 2; j++ {
 			wg.Add(1)
-			go func() { defer wg.Done(); queueGet(t, base+"/sleep?ms=20", newTraceID()) }()
+			go func() {
+				defer wg.Done()
+				if _, err := caseGet(base + "/sleep?ms=20"); err != nil {
+					t.Error(err)
+				}
+			}()
 		}
 		wg.Wait()
 	}
@@ -43,14 +45,23 @@ func TestCase6Queue(t *testing.T) {
 	res := make([]*result, n)
 	var wg sync.WaitGroup
 	for i := range res {
-		res[i] = &result{trace: newTraceID()}
+		res[i] = &result{}
 		wg.Add(1)
 		go func(r *result) {
 			defer wg.Done()
-			r.latency, r.handl = queueGet(t, fmt.Sprintf("%s/sleep?ms=%d", base, sleepMS), r.trace)
+			cr, err := caseGet(fmt.Sprintf("%s/sleep?ms=%d", base, sleepMS))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			us, _ := strconv.ParseInt(cr.Header.Get("X-Handled-Us"), 10, 64)
+			r.trace, r.latency, r.handl = cr.TraceID, cr.Elapsed, time.Duration(us)*time.Microsecond
 		}(res[i])
 	}
 	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
 	sort.Slice(res, func(i, j int) bool { return res[i].latency < res[j].latency })
 
 	var slowest *result
@@ -91,29 +102,4 @@ func TestCase6Queue(t *testing.T) {
 	if slowest != nil {
 		casePublish(t, "6-queue", side.caseTraceText(t, slowest.trace, 1))
 	}
-}
-
-// queueGet sends one traced request on a connection of its own and returns
-// the client's latency and the handler's time.
-func queueGet(t *testing.T, url, traceID string) (latency, handled time.Duration) {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		t.Error(err)
-		return
-	}
-	req.Header.Set("traceparent", fmt.Sprintf("00-%s-00f067aa0ba902b7-01", traceID))
-	req.Close = true
-	began := time.Now()
-	resp, err := (&http.Client{Transport: &http.Transport{DisableKeepAlives: true}}).Do(req)
-	if err != nil {
-		t.Errorf("GET %s: %v", url, err)
-		return
-	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	latency = time.Since(began)
-	us, _ := strconv.ParseInt(resp.Header.Get("X-Handled-Us"), 10, 64)
-	return latency, time.Duration(us) * time.Microsecond
 }

@@ -143,7 +143,7 @@ func (w *webhookProc) reviews(t *testing.T) int {
 // on loopback (the API server cannot reach a Service here).
 func loadWebhookConfig(t *testing.T, url string) *admissionregistrationv1.MutatingWebhookConfiguration {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(moduleDir(t), "manifests", "mutatingwebhookconfiguration.yaml"))
+	b, err := os.ReadFile(filepath.Join(caseRepoRoot(t), "manifests", "mutatingwebhookconfiguration.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,15 +156,6 @@ func loadWebhookConfig(t *testing.T, url string) *admissionregistrationv1.Mutati
 	}
 	cfg.Webhooks[0].ClientConfig = admissionregistrationv1.WebhookClientConfig{URL: &url}
 	return &cfg
-}
-
-func moduleDir(t *testing.T) string {
-	t.Helper()
-	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}").Output()
-	if err != nil {
-		t.Fatalf("finding the module root: %v", err)
-	}
-	return strings.TrimSpace(string(out))
 }
 
 // warnings collects the admission warnings the API server returns.

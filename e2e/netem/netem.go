@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -13,7 +12,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -21,6 +19,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/tracecam/tracecam/e2e/netns"
 )
 
 // Config describes the emulated path. The same settings apply to both
@@ -86,10 +86,7 @@ const maxInflight = 64 << 20
 
 // Require says why links cannot be made here, or nil when they can.
 func Require() error {
-	if os.Geteuid() != 0 {
-		return errors.New("netem needs root (network namespaces, TUN devices)")
-	}
-	if _, err := ipPath(); err != nil {
+	if err := netns.Require(); err != nil {
 		return err
 	}
 	if _, err := os.Stat("/dev/net/tun"); err != nil {
@@ -156,13 +153,13 @@ func New(t testing.TB, cfg Config) *Link {
 		}
 	}
 
-	b := make([]byte, 4)
-	rand.Read(b)
-	suffix := hex.EncodeToString(b)
 	n := byte(subnetSeq.Add(1))
+	// The namespaces (loopback up, deleted with whatever still runs in them
+	// when the test ends) come from netns; their cleanup, registered first,
+	// runs last.
 	l := &Link{
-		ServerNS: "tcsrv-" + suffix,
-		ClientNS: "tccli-" + suffix,
+		ServerNS: netns.New(t, "tcsrv").Name,
+		ClientNS: netns.New(t, "tccli").Name,
 		ServerIP: netip.AddrFrom4([4]byte{10, 77, n, 1}),
 		ClientIP: netip.AddrFrom4([4]byte{10, 77, n, 2}),
 		Prefix:   netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 77, n, 0}), 24),
@@ -171,17 +168,6 @@ func New(t testing.TB, cfg Config) *Link {
 
 	var tuns []*os.File
 	for _, ns := range []string{l.ServerNS, l.ClientNS} {
-		if err := ip("netns", "add", ns); err != nil {
-			t.Fatalf("netem: %v", err)
-		}
-		t.Cleanup(func() {
-			if err := deleteNS(t, ns); err != nil {
-				t.Errorf("netem: %v", err)
-			}
-		})
-		if err := ip("-n", ns, "link", "set", "lo", "up"); err != nil {
-			t.Fatalf("netem: %v", err)
-		}
 		f, err := openTUN(ns, "tun0")
 		if err != nil {
 			t.Fatalf("netem: %v", err)
@@ -382,41 +368,6 @@ func ip(args ...string) error {
 		return fmt.Errorf("ip %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
 	}
 	return nil
-}
-
-// deleteNS kills whatever still runs inside ns, deletes it and checks that
-// it is gone.
-func deleteNS(t testing.TB, ns string) error {
-	p, _ := ipPath()
-	out, _ := exec.Command(p, "netns", "pids", ns).Output()
-	var killed []string
-	for _, f := range strings.Fields(string(out)) {
-		pid, err := strconv.Atoi(f)
-		if err != nil || pid == os.Getpid() || pid <= 1 {
-			continue
-		}
-		if unix.Kill(pid, unix.SIGKILL) == nil {
-			killed = append(killed, f)
-		}
-	}
-	if len(killed) > 0 {
-		t.Logf("netem: killed processes left in %s: %s", ns, strings.Join(killed, " "))
-		time.Sleep(50 * time.Millisecond)
-	}
-	var errs []error
-	if err := ip("netns", "del", ns); err != nil {
-		errs = append(errs, err)
-	}
-	out, _ = exec.Command(p, "netns", "list").Output()
-	for _, line := range strings.Split(string(out), "\n") {
-		if f := strings.Fields(line); len(f) > 0 && f[0] == ns {
-			errs = append(errs, fmt.Errorf("netns %s still listed after deletion", ns))
-		}
-	}
-	if _, err := os.Stat(nsPath(ns)); err == nil {
-		errs = append(errs, fmt.Errorf("%s still there after deletion", nsPath(ns)))
-	}
-	return errors.Join(errs...)
 }
 
 // pipe is one direction of the link: packets read from in are written to

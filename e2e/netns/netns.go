@@ -21,8 +21,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // Require says why namespaces cannot be made here, or nil when they can.
@@ -60,7 +63,7 @@ func New(t testing.TB, prefix string) *NS {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if err := n.delete(); err != nil {
+		if err := n.delete(t); err != nil {
 			t.Error(err)
 		}
 	})
@@ -121,7 +124,24 @@ func (n *NS) Attach(t testing.TB, ifName, addr string, node *NS, bridge, port st
 	node.IP(t, "link", "set", port, "up")
 }
 
-func (n *NS) delete() error {
+// delete kills whatever still runs inside the namespace (a test that
+// failed midway), deletes it and checks that it is gone.
+func (n *NS) delete(t testing.TB) error {
+	out, _ := exec.Command("ip", "netns", "pids", n.Name).Output()
+	var killed []string
+	for _, f := range strings.Fields(string(out)) {
+		pid, err := strconv.Atoi(f)
+		if err != nil || pid == os.Getpid() || pid <= 1 {
+			continue
+		}
+		if syscall.Kill(pid, syscall.SIGKILL) == nil {
+			killed = append(killed, f)
+		}
+	}
+	if len(killed) > 0 {
+		t.Logf("netns: killed processes left in %s: %s", n.Name, strings.Join(killed, " "))
+		time.Sleep(50 * time.Millisecond)
+	}
 	var errs []error
 	if err := run("ip", "netns", "del", n.Name); err != nil {
 		errs = append(errs, err)
@@ -132,7 +152,7 @@ func (n *NS) delete() error {
 	if n.madeEtcNetns {
 		os.Remove("/etc/netns") // only if empty: another user may have added to it
 	}
-	out, _ := exec.Command("ip", "netns", "list").Output()
+	out, _ = exec.Command("ip", "netns", "list").Output()
 	for _, l := range strings.Split(string(out), "\n") {
 		if f := strings.Fields(l); len(f) > 0 && f[0] == n.Name {
 			errs = append(errs, fmt.Errorf("netns %s still listed after deletion", n.Name))

@@ -63,22 +63,15 @@ func isGC(p *profile.Profile, ns int64) bool {
 // gcFinding explains lock time that was really stop-the-world pauses.
 func gcFinding(p *profile.Profile) finding {
 	var segs []profile.Segment
-	threads := map[string]int64{}
-	var order []string
 	for _, s := range p.Timeline {
 		if s.Category == profile.Lock && isGCThread(s.WakerName) {
 			segs = append(segs, s)
-			w := waker(s)
-			if _, ok := threads[w]; !ok {
-				order = append(order, w)
-			}
-			threads[w] += s.DurationNS
 		}
 	}
 	ns, pauses := gcNS(p)
-	names := make([]string, 0, len(order))
-	for _, w := range order {
-		names = append(names, fmt.Sprintf("%s %s", w, profile.FormatDuration(threads[w])))
+	var names []string
+	for _, g := range group(segs, waker) {
+		names = append(names, fmt.Sprintf("%s %s", g.key, profile.FormatDuration(g.ns)))
 	}
 	return finding{
 		cause: profile.CauseGC,

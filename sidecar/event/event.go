@@ -223,18 +223,17 @@ func decode(raw []byte, reuse *Data) (any, error) {
 		if d == nil {
 			d = new(Data)
 		}
+		wmin, wseen := windowMin(r.PeerWndMin1)
 		*d = Data{
-			Header:   header(r.H),
-			Counters: r.Counters,
-			Ret:      r.Ret,
-			Socket:   r.Sk,
-			Arrival:  r.Arrival,
-			// The kernel stores the smallest window plus one, so that 0 can
-			// mean "none seen" and a zero window still shows.
+			Header:         header(r.H),
+			Counters:       r.Counters,
+			Ret:            r.Ret,
+			Socket:         r.Sk,
+			Arrival:        r.Arrival,
 			RwndLimitedNS:  r.RwndLimitedNs,
 			PeerWindow:     int64(r.PeerWnd),
-			PeerWindowMin:  int64(r.PeerWndMin1) - 1,
-			PeerWindowSeen: r.PeerWndMin1 != 0,
+			PeerWindowMin:  wmin,
+			PeerWindowSeen: wseen,
 			Unacked:        r.Unacked,
 			FD:             r.Fd,
 			Syscall:        r.Sysnr,
@@ -291,11 +290,16 @@ func decode(raw []byte, reuse *Data) (any, error) {
 		if err := load(raw, &r); err != nil {
 			return nil, err
 		}
+		wmin, wseen := windowMin(r.PeerWndMin1)
 		return &Acked{Header: header(r.H), Socket: r.Sk, RwndLimitedNS: r.RwndLimitedNs,
-			PeerWindow: int64(r.PeerWnd), PeerWindowMin: int64(r.PeerWndMin1) - 1, PeerWindowSeen: r.PeerWndMin1 != 0}, nil
+			PeerWindow: int64(r.PeerWnd), PeerWindowMin: wmin, PeerWindowSeen: wseen}, nil
 	}
 	return nil, fmt.Errorf("decoding record: unknown type %d", raw[0])
 }
+
+// windowMin decodes the kernel's smallest window plus one (0: none seen, so
+// that a zero window still shows).
+func windowMin(min1 uint32) (int64, bool) { return int64(min1) - 1, min1 != 0 }
 
 // load copies raw into the fixed layout v (little-endian, as the object is
 // built for bpfel), after checking the length.

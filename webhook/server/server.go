@@ -211,27 +211,25 @@ func registerMetrics(h *webhook.Webhook, o Options) {
 		}
 		return float64(t.Unix())
 	}
-	mustRegister(reg, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "tracecam_webhook_certificate_expiry_timestamp_seconds", Help: "When the served certificate expires (self-managed TLS; 0 otherwise).",
-	}, certStat(func(s certs.Stats) float64 { return ts(s.NotAfter) })))
-	mustRegister(reg, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "tracecam_webhook_ca_expiry_timestamp_seconds", Help: "When the CA that signs the served certificate expires (self-managed TLS; 0 otherwise).",
-	}, certStat(func(s certs.Stats) float64 { return ts(s.CANotAfter) })))
-	mustRegister(reg, prometheus.NewCounterFunc(prometheus.CounterOpts{
-		Name: "tracecam_webhook_certificate_checks_total", Help: "Checks of the certificate Secret and caBundle.",
-	}, certStat(func(s certs.Stats) float64 { return float64(s.Checks) })))
-	mustRegister(reg, prometheus.NewCounterFunc(prometheus.CounterOpts{
-		Name: "tracecam_webhook_certificate_check_errors_total", Help: "Checks that failed (retried).",
-	}, certStat(func(s certs.Stats) float64 { return float64(s.Errors) })))
-	mustRegister(reg, prometheus.NewCounterFunc(prometheus.CounterOpts{
-		Name: "tracecam_webhook_certificates_issued_total", Help: "Serving certificates this replica issued.",
-	}, certStat(func(s certs.Stats) float64 { return float64(s.CertRotations) })))
-	mustRegister(reg, prometheus.NewCounterFunc(prometheus.CounterOpts{
-		Name: "tracecam_webhook_cas_created_total", Help: "CAs this replica created.",
-	}, certStat(func(s certs.Stats) float64 { return float64(s.CARotations) })))
-	mustRegister(reg, prometheus.NewCounterFunc(prometheus.CounterOpts{
-		Name: "tracecam_webhook_cabundle_updates_total", Help: "caBundle writes to the MutatingWebhookConfiguration by this replica.",
-	}, certStat(func(s certs.Stats) float64 { return float64(s.BundleWrites) })))
+	for _, m := range []struct {
+		name, help string
+		counter    bool
+		get        func(certs.Stats) float64
+	}{
+		{"tracecam_webhook_certificate_expiry_timestamp_seconds", "When the served certificate expires (self-managed TLS; 0 otherwise).", false, func(s certs.Stats) float64 { return ts(s.NotAfter) }},
+		{"tracecam_webhook_ca_expiry_timestamp_seconds", "When the CA that signs the served certificate expires (self-managed TLS; 0 otherwise).", false, func(s certs.Stats) float64 { return ts(s.CANotAfter) }},
+		{"tracecam_webhook_certificate_checks_total", "Checks of the certificate Secret and caBundle.", true, func(s certs.Stats) float64 { return float64(s.Checks) }},
+		{"tracecam_webhook_certificate_check_errors_total", "Checks that failed (retried).", true, func(s certs.Stats) float64 { return float64(s.Errors) }},
+		{"tracecam_webhook_certificates_issued_total", "Serving certificates this replica issued.", true, func(s certs.Stats) float64 { return float64(s.CertRotations) }},
+		{"tracecam_webhook_cas_created_total", "CAs this replica created.", true, func(s certs.Stats) float64 { return float64(s.CARotations) }},
+		{"tracecam_webhook_cabundle_updates_total", "caBundle writes to the MutatingWebhookConfiguration by this replica.", true, func(s certs.Stats) float64 { return float64(s.BundleWrites) }},
+	} {
+		if m.counter {
+			mustRegister(reg, prometheus.NewCounterFunc(prometheus.CounterOpts{Name: m.name, Help: m.help}, certStat(m.get)))
+		} else {
+			mustRegister(reg, prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: m.name, Help: m.help}, certStat(m.get)))
+		}
+	}
 }
 
 type current struct {
