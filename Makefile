@@ -14,7 +14,7 @@ DEPS := clang-14:clang-14 /usr/include/bpf/bpf_helpers.h:libbpf-dev curl:curl \
         /usr/include/google/protobuf/timestamp.proto:libprotobuf-dev \
         /usr/share/gocode/src/github.com/grpc-ecosystem/grpc-gateway/third_party/googleapis/google/api/annotations.proto:golang-github-grpc-ecosystem-grpc-gateway-dev
 
-.PHONY: all build demo test unit e2e generate bench deps fmt-check vet clean images kube-binaries cases
+.PHONY: all build demo test unit e2e generate bench deps fmt-check vet clean images kube-binaries cases test-stress
 
 all: build
 
@@ -65,6 +65,13 @@ unit:
 
 e2e: deps kube-binaries
 	TRACECAM_REQUIRE_KUBE=1 $(GO) test -count=1 -timeout 30m -v ./e2e/
+
+## test-stress: every e2e test 10 times on a quiet machine and 10 times
+## under stress-ng (every CPU busy); the pass counts go into docs/testing.md.
+## Not part of make test: ~40 min on 2 cores.
+test-stress: deps kube-binaries
+	@command -v stress-ng >/dev/null || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq stress-ng >/dev/null; }
+	$(GO) run ./e2e/stress -runs 10 -out docs/testing.md
 
 ## cases: the field cases of docs/cases/ end to end (e2e/case*_test.go); each
 ## writes the camera output of its key trace into docs/cases/output/ and into

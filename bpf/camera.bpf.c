@@ -36,6 +36,11 @@ const volatile u64 wakeup_bytes = 128 << 10;
  * for when the client has it all (the response's delivery). */
 const volatile u32 deliver_min_bytes = 64 << 10;
 
+static __always_inline u64 min_u64(u64 a, u64 b)
+{
+	return a < b ? a : b;
+}
+
 /* Bumped on every ring-buffer reservation failure; each event carries it so
  * user space knows which requests overlap a loss (partial). */
 u64 lost_seq = 0;
@@ -47,7 +52,11 @@ struct {
 
 struct thread_state {
 	u64 counters[NCAT];
+	/* of counters[CAT_RUNQ]: time on CPU that the hypervisor stole from the
+	 * vCPU (the kernel's steal clock); cpu is what the thread really ran */
+	u64 steal;
 	u64 on_ts;   /* on CPU since (0: off CPU) */
+	u64 on_steal; /* the CPU's steal clock at on_ts */
 	u64 off_ts;  /* off CPU since (0: on CPU) */
 	u64 wake_ts; /* woken at, while off CPU */
 	u32 waker_tid;
@@ -87,14 +96,19 @@ struct {
 	__type(value, struct thread_state);
 } threads SEC(".maps");
 
-/* When the task now running on each CPU was switched in: lets every program
- * that runs as the current task account its CPU time without a lookup of the
- * next task at switch time. */
+/* When the task now running on each CPU was switched in, and the CPU's
+ * steal clock then: lets every program that runs as the current task
+ * account its CPU time without a lookup of the next task at switch time. */
+struct cpu_switch {
+	u64 ts;
+	u64 steal;
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, u32);
-	__type(value, u64);
+	__type(value, struct cpu_switch);
 } switch_ts SEC(".maps");
 
 /* Index: 0..EV_TYPES-1 events sent by type, EV_TYPES.. lost by type. */
@@ -233,11 +247,31 @@ static __always_inline struct thread_state *state(bool create)
 				    create ? BPF_LOCAL_STORAGE_GET_F_CREATE : 0);
 }
 
-static __always_inline u64 cpu_switch_ts(void)
+static __always_inline struct cpu_switch cpu_switch_now(void)
 {
 	u32 k = 0;
-	u64 *v = bpf_map_lookup_elem(&switch_ts, &k);
-	return v ? *v : 0;
+	struct cpu_switch none = {}, *v = bpf_map_lookup_elem(&switch_ts, &k);
+	return v ? *v : none;
+}
+
+/* The steal clock of the CPU task runs on: in a VM, how long the
+ * hypervisor has kept this vCPU from running, as of the run queue's last
+ * clock update (at every switch and tick). 0 where there is no steal
+ * clock. Plain loads through the task's scheduling entity, no helper. */
+static __always_inline u64 cpu_steal(struct task_struct *task)
+{
+	struct cfs_rq *cfs;
+	struct rq *rq;
+
+	if (!bpf_core_field_exists(struct rq, prev_steal_time_rq))
+		return 0;
+	cfs = task->se.cfs_rq;
+	if (!cfs)
+		return 0;
+	rq = cfs->rq;
+	if (!rq)
+		return 0;
+	return rq->prev_steal_time_rq;
 }
 
 /* ---- fd and socket inspection (only for watched threads) ---- */
@@ -613,9 +647,11 @@ static __always_inline void add_wait(struct thread_state *st, u8 cat, u64 wait, 
  * the category it blocked in, and the time from wake-up to running to runq.
  * `exit_nr`/`bytes` name the syscall being exited, so a wait that ends in it
  * reports how many bytes it moved. */
-static __always_inline void settle(struct thread_state *st, u64 in_ts, u64 now,
-				   s32 exit_nr, s64 bytes)
+static __always_inline void settle(struct thread_state *st, struct cpu_switch in, u64 now,
+				   u64 steal, s32 exit_nr, s64 bytes)
 {
+	u64 in_ts = in.ts;
+
 	if (st->off_ts) {
 		u64 blocked = 0, runq;
 		bool expired = false;
@@ -645,12 +681,26 @@ static __always_inline void settle(struct thread_state *st, u64 in_ts, u64 now,
 		st->off_ts = 0;
 		st->wake_ts = 0;
 		st->on_ts = in_ts;
+		st->on_steal = in.steal;
 	}
-	if (!st->on_ts)
+	if (!st->on_ts) {
 		st->on_ts = in_ts ? in_ts : now;
-	if (now > st->on_ts)
-		st->counters[CAT_CPU] += now - st->on_ts;
+		st->on_steal = in_ts ? in.steal : steal;
+	}
+	if (now > st->on_ts) {
+		/* On CPU since on_ts, but the hypervisor may have kept the vCPU
+		 * from running for part of it: that is waiting for a (physical)
+		 * CPU, not running, and the thread's own CPU clock leaves it out
+		 * too. */
+		u64 run = now - st->on_ts, stolen = 0;
+		if (steal > st->on_steal)
+			stolen = min_u64(steal - st->on_steal, run);
+		st->counters[CAT_CPU] += run - stolen;
+		st->counters[CAT_RUNQ] += stolen;
+		st->steal += stolen;
+	}
 	st->on_ts = now;
+	st->on_steal = steal;
 }
 
 SEC("tp_btf/sched_switch")
@@ -658,15 +708,15 @@ int BPF_PROG(on_switch, bool preempt, struct task_struct *prev, struct task_stru
 	     unsigned int prev_state)
 {
 	u32 k = 0;
-	u64 now = bpf_ktime_get_ns();
-	u64 *sw = bpf_map_lookup_elem(&switch_ts, &k);
-	u64 in_ts;
+	u64 now = bpf_ktime_get_ns(), steal = cpu_steal(prev);
+	struct cpu_switch *sw = bpf_map_lookup_elem(&switch_ts, &k), in;
 	struct thread_state *st;
 
 	if (!sw)
 		return 0;
-	in_ts = *sw;
-	*sw = now;
+	in = *sw;
+	sw->ts = now;
+	sw->steal = steal;
 
 	/* prev is current here: the cheap current-task filters apply. */
 	if (!watched())
@@ -674,7 +724,7 @@ int BPF_PROG(on_switch, bool preempt, struct task_struct *prev, struct task_stru
 	st = bpf_task_storage_get(&threads, prev, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (!st)
 		return 0;
-	settle(st, in_ts, now, -1, -1);
+	settle(st, in, now, steal, -1, -1);
 	st->on_ts = 0;
 	st->off_ts = now;
 	st->wake_ts = 0;
@@ -902,7 +952,7 @@ static __always_inline int on_sock_data(struct sock *sk, int ret, int flags, u8 
 	}
 	/* A wait that ends in this very syscall (a blocking recv) reports the
 	 * bytes it brought. */
-	settle(st, cpu_switch_ts(), now, nr, ret);
+	settle(st, cpu_switch_now(), now, cpu_steal(bpf_get_current_task_btf()), nr, ret);
 	/* Socket bytes mark request boundaries: a run of short waits must not
 	 * straddle two requests. */
 	end_run(st, now);
@@ -912,6 +962,7 @@ static __always_inline int on_sock_data(struct sock *sk, int ret, int flags, u8 
 		return 0;
 	fill_hdr(&e->h, EV_DATA, now);
 	__builtin_memcpy(e->counters, st->counters, sizeof(e->counters));
+	e->steal = st->steal;
 	e->ret = ret;
 	/* The socket cookie, unlike its address, is never reused: a connection
 	 * key that cannot alias an earlier connection whose end we missed. */
@@ -1031,8 +1082,15 @@ int BPF_PROG(on_tcp_probe, struct sock *sk, const struct sk_buff *skb)
 	sock = sk->sk_socket;
 	ival = tp->rate_interval_us;
 	per_rtt = ival ? (u64)tp->rate_delivered * mss * (tp->srtt_us >> 3) / ival : 0;
+	/* Either signal says the window is the bound: the next segment does
+	 * not fit in what the window leaves (the kernel's own transmit-time
+	 * test, tcp_snd_wnd_test: in flight has reached the window), or the
+	 * delivery rate fills the window every round trip. The first alone
+	 * misses stretches where ACK spacing leaves the window a segment or two
+	 * short when the ACK arrives; the second alone misses connections
+	 * without a fresh rate sample. */
 	limited = (wseq != nxt || (sock && (sock->flags & (1UL << SOCK_NOSPACE)))) &&
-		  per_rtt * 4 >= (u64)wnd * 3;
+		  ((s32)(nxt + mss - (una + wnd)) > 0 || per_rtt * 4 >= (u64)wnd * 3);
 	if (limited && !ss->limited_since) {
 		ss->limited_since = now;
 	} else if (!limited && ss->limited_since) {

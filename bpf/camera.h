@@ -65,6 +65,8 @@ struct sock_info {
 struct data_event {
 	struct event_hdr h;
 	u64 counters[NCAT]; /* the thread's cumulative category ns at ts */
+	/* of counters[CAT_RUNQ]: on-CPU time the hypervisor stole (VMs) */
+	u64 steal;
 	s64 ret;            /* bytes moved (0 = EOF on a read) */
 	u64 sk;             /* the socket's cookie (unique, never reused): the connection's key */
 	/* Reads of TCP: when the oldest bytes this read returned reached the

@@ -22,10 +22,17 @@ type CameraAckedEvent struct {
 	PeerWndMin1   uint32
 }
 
+type CameraCpuSwitch struct {
+	_     structs.HostLayout
+	Ts    uint64
+	Steal uint64
+}
+
 type CameraDataEvent struct {
 	_             structs.HostLayout
 	H             CameraEventHdr
 	Counters      [8]uint64
+	Steal         uint64
 	Ret           int64
 	Sk            uint64
 	Arrival       uint64
@@ -105,7 +112,9 @@ type CameraSockInfo struct {
 type CameraThreadState struct {
 	_          structs.HostLayout
 	Counters   [8]uint64
+	Steal      uint64
 	OnTs       uint64
+	OnSteal    uint64
 	OffTs      uint64
 	WakeTs     uint64
 	WakerTid   uint32

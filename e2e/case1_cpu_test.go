@@ -17,15 +17,21 @@ import (
 // mixed traffic.
 //
 // tracecam must say: cause cpu on every /export, with a cpu share of at
-// least 90% and a cpu time within 10% of the handler's own CPU clock
-// (X-Handler-CPU-Us, time.thread_time); and no cheap request is blamed on
+// least 90% and a cpu time within 10% of the serving thread's own CPU clock
+// (time.thread_time, from its read of the request line to the last byte of
+// its response: the workload's TRUTH line), and a runq within 20% of the
+// thread's own run delay (schedstat); and no cheap request is blamed on
 // CPU: none is diagnosed cpu with a tenth or more of the CPU time of the
 // smallest export (the cheap handlers need well under a millisecond; a
 // cheap request slowed down by the export can only have waited, for a CPU
 // (runq) or for a worker), and none is in step 1's list of slow requests as
-// cpu. The bar is relative, not a fixed number of milliseconds: on a busy
-// virtual machine the hypervisor's steal time counts as CPU time inside
-// the guest, for the kernel and the handler's own clock alike.
+// cpu. The bar is relative, not a fixed number of milliseconds.
+//
+// In a virtual machine the hypervisor may stop the vCPU while the export
+// runs ("steal"): the thread's CPU clock leaves that time out, and so must
+// the profile's cpu (it is runq, steal_ns says how much). Before tracecam
+// read the kernel's steal clock, a busy host made cpu up to 60% larger than
+// the thread's clock on /export.
 //
 // The cpu share is taken of the time the request was not kept off a CPU by
 // others: cpu / (duration − runq). On an idle machine runq is ~0 and this
@@ -82,30 +88,32 @@ func TestCase1CPU(t *testing.T) {
 	minExport := int64(-1)
 	for _, r := range exports {
 		p := profiles[r.TraceID]
-		truth := caseHeaderMS(t, r, "X-Handler-CPU-Us")
+		handler := caseHeaderMS(t, r, "X-Handler-CPU-Us")
+		tr := srv.truth(t, r.TraceID, 10*time.Second)
+		truth := ms(tr.CPU)
 		cpu := ms(p.Breakdown[profile.CPU])
-		t.Logf("/export %s: handler cpu %.1f ms; profile %s cpu %.1f ms (%.0f%%) runq %.1f ms: %s",
-			r.Header.Get("X-JSON-Bytes"), truth, profile.FormatDuration(p.DurationNS), cpu, 100*share(p, profile.CPU),
-			ms(p.Breakdown[profile.Runq]), caseOneLine(p.Diagnosis.Summary))
-		if p.Diagnosis.Cause != profile.CauseCPU {
-			t.Errorf("/export diagnosed %s, want cpu:\n%s", p.Diagnosis.Cause, dump(p))
+		t.Logf("/export %s: thread cpu %.1f ms (handler %.1f), run delay %.1f ms; profile %s cpu %.1f ms (%.0f%%) runq %.1f ms (steal %.1f): %s",
+			r.Header.Get("X-JSON-Bytes"), truth, handler, ms(tr.Runq), profile.FormatDuration(p.DurationNS), cpu, 100*share(p, profile.CPU),
+			ms(p.Breakdown[profile.Runq]), ms(p.StealNS), caseOneLine(p.Diagnosis.Summary))
+		checkRunq(t, p, tr)
+		if key == nil || p.DurationNS > key.DurationNS {
+			key = p
+		}
+		if minExport < 0 || p.Breakdown[profile.CPU] < minExport {
+			minExport = p.Breakdown[profile.CPU]
+		}
+		if !caseWithin(cpu, truth, 0.10) {
+			t.Errorf("/export cpu %.1f ms, the thread's CPU clock says %.1f ms (want within 10%%)", cpu, truth)
+		}
+		// cpu — or runq on a machine so busy that the thread waited for a
+		// CPU about as long as it ran (its schedstat says so).
+		if !expectCause(t, p, tr, profile.CauseCPU, tr.CPU) {
 			continue
 		}
 		own := float64(p.Breakdown[profile.CPU]) / float64(p.DurationNS-p.Breakdown[profile.Runq])
 		if own < 0.90 || (share(p, profile.Runq) < 0.05 && share(p, profile.CPU) < 0.90) {
 			t.Errorf("/export cpu share %.1f%% (%.1f%% of the time it was not waiting for a CPU), want ≥ 90%%:\n%s",
 				100*share(p, profile.CPU), 100*own, dump(p))
-		}
-		// The profile spans a little more than the handler (reading the
-		// request, writing the response): compare within 10%.
-		if !caseWithin(cpu, truth, 0.10) {
-			t.Errorf("/export cpu %.1f ms, the handler's CPU clock says %.1f ms (want within 10%%)", cpu, truth)
-		}
-		if key == nil || p.DurationNS > key.DurationNS {
-			key = p
-		}
-		if minExport < 0 || p.Breakdown[profile.CPU] < minExport {
-			minExport = p.Breakdown[profile.CPU]
 		}
 	}
 

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"os"
 	"regexp"
 	"sort"
 	"strconv"
@@ -78,8 +79,14 @@ func TestCase4TCPWindow(t *testing.T) {
 		}
 		return r
 	}
+	// TRACECAM_CASE4_RUNS repeats each client more often (the rule's
+	// stability check: 20 runs must all be tcp_window).
+	runs := 3
+	if n, err := strconv.Atoi(os.Getenv("TRACECAM_CASE4_RUNS")); err == nil && n > 0 {
+		runs = n
+	}
 	var small, large []*run
-	for i := 0; i < 3; i++ {
+	for i := 0; i < runs; i++ {
 		small = append(small, fetch(85*1000))
 		large = append(large, fetch(4<<20))
 	}

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -106,6 +107,10 @@ type proc struct {
 	lines chan string
 	mu    sync.Mutex
 	log   strings.Builder // stderr
+	// truths holds the workload's TRUTH lines (workloads/truth.py), by
+	// trace ID; they never reach lines.
+	truths      map[string]truth
+	truthSignal chan struct{}
 }
 
 // start runs a command, inside cg when cg.ID != 0 (it is born there, via
@@ -124,7 +129,7 @@ func start(t *testing.T, cg *cgroup.Target, name string, args ...string) *proc {
 		cmd.SysProcAttr.UseCgroupFD = true
 		cmd.SysProcAttr.CgroupFD = fd
 	}
-	p := &proc{cmd: cmd, lines: make(chan string, 10000)}
+	p := &proc{cmd: cmd, lines: make(chan string, 10000), truths: map[string]truth{}, truthSignal: make(chan struct{}, 1)}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -141,6 +146,16 @@ func start(t *testing.T, cg *cgroup.Target, name string, args ...string) *proc {
 		sc := bufio.NewScanner(stdout)
 		sc.Buffer(make([]byte, 1<<20), 1<<22)
 		for sc.Scan() {
+			if tr, ok := parseTruth(sc.Text()); ok {
+				p.mu.Lock()
+				p.truths[tr.Trace] = tr
+				p.mu.Unlock()
+				select {
+				case p.truthSignal <- struct{}{}:
+				default:
+				}
+				continue
+			}
 			select {
 			case p.lines <- sc.Text():
 			default: // a test that stops reading must not block the child
@@ -162,6 +177,64 @@ func (p *proc) stderr() string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.log.String()
+}
+
+// truth is a workload's own account of one request (workloads/truth.py):
+// the serving thread's CPU clock, its run delay (schedstat) and the wall
+// time from reading the request line to writing the last byte of the
+// response; Extra holds any other key=value the workload added.
+type truth struct {
+	Trace           string
+	TID             int
+	CPU, Runq, Wall int64 // ns; Runq -1 when schedstat was unreadable
+	Extra           map[string]string
+}
+
+func parseTruth(line string) (truth, bool) {
+	rest, ok := strings.CutPrefix(line, "TRUTH ")
+	if !ok {
+		return truth{}, false
+	}
+	tr := truth{Extra: map[string]string{}}
+	for _, f := range strings.Fields(rest) {
+		k, v, _ := strings.Cut(f, "=")
+		n, err := strconv.ParseInt(v, 10, 64)
+		switch {
+		case k == "trace":
+			tr.Trace = v
+		case k == "tid" && err == nil:
+			tr.TID = int(n)
+		case k == "cpu_ns" && err == nil:
+			tr.CPU = n
+		case k == "runq_ns" && err == nil:
+			tr.Runq = n
+		case k == "wall_ns" && err == nil:
+			tr.Wall = n
+		default:
+			tr.Extra[k] = v
+		}
+	}
+	return tr, tr.Trace != ""
+}
+
+// truth waits for the workload's TRUTH line of traceID.
+func (p *proc) truth(t *testing.T, traceID string, timeout time.Duration) truth {
+	t.Helper()
+	deadline := time.After(timeout)
+	for {
+		p.mu.Lock()
+		tr, ok := p.truths[traceID]
+		p.mu.Unlock()
+		if ok {
+			return tr
+		}
+		select {
+		case <-p.truthSignal:
+		case <-time.After(50 * time.Millisecond):
+		case <-deadline:
+			t.Fatalf("the workload printed no TRUTH line for trace %s in %v", traceID, timeout)
+		}
+	}
 }
 
 type writerFunc func([]byte) (int, error)

@@ -190,12 +190,28 @@ struct socket {
 	struct sock *sk;
 };
 
+/* The CPU's run queue: the hypervisor's steal clock as of its last clock
+ * update (CONFIG_PARAVIRT_TIME_ACCOUNTING), which the scheduler takes out
+ * of the tasks' CPU clocks. */
+struct rq {
+	u64 prev_steal_time_rq;
+};
+
+struct cfs_rq {
+	struct rq *rq;
+};
+
+struct sched_entity {
+	struct cfs_rq *cfs_rq;
+};
+
 struct task_struct {
 	int pid;
 	int tgid;
 	char comm[16];
 	struct files_struct *files;
 	unsigned int in_iowait : 1;
+	struct sched_entity se;
 };
 
 #pragma clang attribute pop

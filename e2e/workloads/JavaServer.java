@@ -158,7 +158,44 @@ public class JavaServer {
         }
     }
 
+    /** The calling thread's CPU clock, run delay (schedstat; -1 if unreadable) and monotonic time, ns. */
+    static long[] clocks() {
+        long runq = -1;
+        try {
+            String[] f = new String(Files.readAllBytes(Paths.get("/proc/thread-self/schedstat")), StandardCharsets.US_ASCII).trim().split(" ");
+            runq = Long.parseLong(f[1]);
+        } catch (IOException | RuntimeException e) {
+            runq = -1;
+        }
+        return new long[] {TMX.getCurrentThreadCpuTime(), runq, System.nanoTime()};
+    }
+
+    /**
+     * The ground truth of a traced request, once its response is written (see truth.py):
+     * TRUTH trace=... tid=... cpu_ns=... runq_ns=... wall_ns=..., from the handler's start.
+     */
+    static void emitTruth(String traceparent, long[] start) {
+        if (traceparent == null) return;
+        String[] parts = traceparent.split("-");
+        if (parts.length < 2 || parts[1].length() != 32) return;
+        long[] end = clocks();
+        long tid = -1;
+        try {
+            tid = Long.parseLong(Paths.get("/proc/thread-self").toRealPath().getFileName().toString());
+        } catch (IOException | RuntimeException e) {
+            tid = -1;
+        }
+        long runq = (start[1] >= 0 && end[1] >= 0) ? end[1] - start[1] : -1;
+        String line = "TRUTH trace=" + parts[1] + " tid=" + tid + " cpu_ns=" + (end[0] - start[0])
+                + " runq_ns=" + runq + " wall_ns=" + (end[2] - start[2]);
+        synchronized (System.out) {
+            System.out.println(line);
+            System.out.flush();
+        }
+    }
+
     static void handle(HttpExchange ex) throws IOException {
+        long[] truthStart = clocks();
         HANDLER_START.set(System.nanoTime());
         try {
             // Drain any request body so the connection stays reusable.
@@ -249,6 +286,7 @@ public class JavaServer {
             }
         } finally {
             ex.close();
+            emitTruth(ex.getRequestHeaders().getFirst("traceparent"), truthStart);
         }
     }
 

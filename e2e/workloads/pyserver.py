@@ -8,9 +8,14 @@ be checked against what the request actually did.
     python3 pyserver.py --port 0 --bind 127.0.0.1 --data-dir /var/tmp/tc \
         [--downstream 127.0.0.1:9001] [--dns-server 127.0.0.1:5353]
 
-Prints exactly one line to stdout once listening:
+Prints one line to stdout once listening:
 
     READY port=<port> pid=<pid>
+
+and, after each request that carried a traceparent has been answered (its
+response fully written), the serving thread's own account of it (truth.py):
+its CPU clock, run delay and wall time from the moment the request line was
+read to the moment the last byte of the response was handed to the kernel.
 
 Endpoints (all reply with Content-Length, keep-alive works):
     GET  /cpu?ms=200            pure-Python CPU burn for ~ms of *thread* CPU time
@@ -42,6 +47,8 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
+
+import truth
 
 PR_SET_NAME = 15
 MAX_FSYNC_LOG = 64 << 20  # truncate fsync.log once it grows past 64 MiB
@@ -238,7 +245,7 @@ def parse_hostport(s, default_host="127.0.0.1"):
 RCODES = {0: "NOERROR", 1: "FORMERR", 2: "SERVFAIL", 3: "NXDOMAIN", 4: "NOTIMP", 5: "REFUSED"}
 
 
-class Handler(BaseHTTPRequestHandler):
+class Handler(truth.HandlerMixin, BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "tracecam-pyserver/1"
     sys_version = ""
@@ -252,6 +259,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def log_message(self, fmt, *args):  # quiet access log
         pass
+
 
     def version_string(self):
         return self.server_version

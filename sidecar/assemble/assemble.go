@@ -66,9 +66,11 @@ type request struct {
 	comm     string
 	start    uint64
 	startCnt [event.NumCategories]uint64
-	lostSeq  uint64
-	head     httpparse.RequestHead
-	parseErr bool
+	// startSteal/lastSteal: the thread's steal clock (part of runq).
+	startSteal uint64
+	lostSeq    uint64
+	head       httpparse.RequestHead
+	parseErr   bool
 	// headBuf holds the request's bytes while its head is incomplete (split
 	// across reads), so the next read can complete it.
 	headBuf  []byte
@@ -96,6 +98,7 @@ type request struct {
 	respBytes   int64
 	lastTS      uint64
 	lastCnt     [event.NumCategories]uint64
+	lastSteal   uint64
 	lastTID     uint32
 	lastLost    uint64
 
@@ -368,7 +371,7 @@ var headEnd = []byte("\r\n\r\n")
 var noHeaders = []string{}
 
 func (a *Assembler) startRequest(c *conn, d *event.Data, b []byte, n int64, pipelined bool) {
-	r := &request{tid: d.TID, comm: d.Comm, start: d.TS, served: d.TS, startCnt: d.Counters, lostSeq: d.LostSeq,
+	r := &request{tid: d.TID, comm: d.Comm, start: d.TS, served: d.TS, startCnt: d.Counters, startSteal: d.Steal, lostSeq: d.LostSeq,
 		rwndStart: d.RwndLimitedNS, rwndLast: d.RwndLimitedNS, wndMin: -1, wndLast: -1}
 	r.reqBytes = n
 	if !pipelined && d.Arrival != 0 && d.Arrival < d.TS {
@@ -463,7 +466,7 @@ func (a *Assembler) onResponseWrite(c *conn, d *event.Data) {
 		r.respBody += d.Ret
 	}
 	r.respBytes += d.Ret
-	r.lastTS, r.lastCnt, r.lastTID, r.lastLost = d.TS, d.Counters, d.TID, d.LostSeq
+	r.lastTS, r.lastCnt, r.lastSteal, r.lastTID, r.lastLost = d.TS, d.Counters, d.Steal, d.TID, d.LostSeq
 	r.lastUnacked = d.Unacked
 	if d.RwndLimitedNS >= r.rwndStart {
 		r.rwndLast = d.RwndLimitedNS
@@ -712,7 +715,7 @@ func (a *Assembler) finish(c *conn, partialWhy string) {
 		// that wait is queue time, and its breakdown starts where r's ended.
 		if r.lastTS > next.start && r.lastTID == next.tid {
 			next.queueNS = int64(r.lastTS - next.start)
-			next.startCnt = r.lastCnt
+			next.startCnt, next.startSteal = r.lastCnt, r.lastSteal
 			next.served = r.lastTS
 		}
 		c.cur = next
@@ -767,6 +770,9 @@ func (a *Assembler) build(c *conn, r *request, partialWhy string) *profile.Profi
 		}
 		if r.queueNS > 0 {
 			p.Breakdown[profile.Queue] += r.queueNS
+		}
+		if r.lastSteal > r.startSteal {
+			p.StealNS = min(int64(r.lastSteal-r.startSteal), p.Breakdown[profile.Runq])
 		}
 	} else {
 		a.c.CrossThread++

@@ -298,6 +298,13 @@ func runqFinding(p *profile.Profile) finding {
 		f.phrase += fmt.Sprintf(" (longest %s after a wake-up)", profile.FormatDuration(maxRunq))
 	}
 	f.count = fmt.Sprintf("%s followed by a runq delay; CPU limit throttling or a busy node", profile.Plural(len(delayed), "wait", "waits"))
+	if p.StealNS > 0 {
+		// Time the thread held a vCPU the hypervisor did not run: the
+		// fix is on the host (or the instance type), not in the pod.
+		f.phrase += fmt.Sprintf("; %s of it hypervisor steal (the VM's vCPU was not running)", profile.FormatDuration(p.StealNS))
+		f.details = append([]string{fmt.Sprintf("hypervisor steal %s: on a CPU the host did not run (a busy host or a noisy neighbour)",
+			profile.FormatDuration(p.StealNS))}, f.details...)
+	}
 	return f
 }
 

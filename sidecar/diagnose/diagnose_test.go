@@ -82,6 +82,17 @@ func TestDiagnose(t *testing.T) {
 			evidence: []string{"90.0 ms waiting for a CPU after read", "2 waits followed by a runq delay"},
 		},
 		{
+			name: "runq from hypervisor steal says so",
+			p: func() *profile.Profile {
+				p := prof(bd{profile.Runq: 120 * ms, profile.CPU: 80 * ms}, nil)
+				p.StealNS = 110 * ms
+				return p
+			}(),
+			cause:    profile.CauseRunq,
+			summary:  "runq: 120.0 ms (60%) runnable but waiting for a CPU; 110.0 ms of it hypervisor steal (the VM's vCPU was not running)",
+			evidence: []string{"hypervisor steal 110.0 ms"},
+		},
+		{
 			name: "lock with waker",
 			p: prof(bd{profile.Lock: 201_300 * us, profile.CPU: 6 * ms}, []profile.Segment{
 				{Category: profile.Lock, Syscall: "futex", StartOffsetNS: 400 * us, DurationNS: 201_300 * us, WakerTID: 4242, WakerName: "worker-2"},

@@ -110,7 +110,11 @@ func (s Sock) Protocol() string {
 type Data struct {
 	Header
 	Counters [NumCategories]uint64
-	Ret      int64 // bytes moved; 0 = EOF on a read
+	// Steal is the part of Counters[CatRunq] the thread spent "on CPU"
+	// while the hypervisor kept the vCPU from running (the kernel's steal
+	// clock): cumulative, like the counters.
+	Steal uint64
+	Ret   int64 // bytes moved; 0 = EOF on a read
 	// Socket is the socket's cookie (unique for the socket's life and never
 	// reused, unlike its address or fd): with PID, the key of a connection.
 	Socket uint64
@@ -227,6 +231,7 @@ func decode(raw []byte, reuse *Data) (any, error) {
 		*d = Data{
 			Header:         header(r.H),
 			Counters:       r.Counters,
+			Steal:          r.Steal,
 			Ret:            r.Ret,
 			Socket:         r.Sk,
 			Arrival:        r.Arrival,

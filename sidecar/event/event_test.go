@@ -95,7 +95,7 @@ func TestLayoutSizes(t *testing.T) {
 	}{
 		{"event_hdr", unsafe.Sizeof(bpf.CameraEventHdr{}), 32},
 		{"sock_info", unsafe.Sizeof(bpf.CameraSockInfo{}), 40},
-		{"data_event", unsafe.Sizeof(bpf.CameraDataEvent{}), 760},
+		{"data_event", unsafe.Sizeof(bpf.CameraDataEvent{}), 768},
 		{"acked_event", unsafe.Sizeof(bpf.CameraAckedEvent{}), 56},
 	} {
 		if c.got != c.want {
@@ -118,22 +118,23 @@ func TestLayoutSizes(t *testing.T) {
 		got  uintptr
 		want uintptr
 	}{
-		{"ret", unsafe.Offsetof(d.Ret), 96},
-		{"sk", unsafe.Offsetof(d.Sk), 104},
-		{"arrival", unsafe.Offsetof(d.Arrival), 112},
-		{"rwnd_limited_ns", unsafe.Offsetof(d.RwndLimitedNs), 120},
-		{"peer_wnd", unsafe.Offsetof(d.PeerWnd), 128},
-		{"peer_wnd_min1", unsafe.Offsetof(d.PeerWndMin1), 132},
-		{"fd", unsafe.Offsetof(d.Fd), 144},
-		{"sysnr", unsafe.Offsetof(d.Sysnr), 148},
-		{"dir", unsafe.Offsetof(d.Dir), 150},
-		{"unacked", unsafe.Offsetof(d.Unacked), 136},
-		{"data_len", unsafe.Offsetof(d.DataLen), 152},
-		{"addr_len", unsafe.Offsetof(d.AddrLen), 154},
-		{"sock", unsafe.Offsetof(d.Sock), 160},
-		{"addr", unsafe.Offsetof(d.Addr), 200},
-		{"comm", unsafe.Offsetof(d.Comm), 228},
-		{"data", unsafe.Offsetof(d.Data), 244},
+		{"steal", unsafe.Offsetof(d.Steal), 96},
+		{"ret", unsafe.Offsetof(d.Ret), 104},
+		{"sk", unsafe.Offsetof(d.Sk), 112},
+		{"arrival", unsafe.Offsetof(d.Arrival), 120},
+		{"rwnd_limited_ns", unsafe.Offsetof(d.RwndLimitedNs), 128},
+		{"peer_wnd", unsafe.Offsetof(d.PeerWnd), 136},
+		{"peer_wnd_min1", unsafe.Offsetof(d.PeerWndMin1), 140},
+		{"fd", unsafe.Offsetof(d.Fd), 152},
+		{"sysnr", unsafe.Offsetof(d.Sysnr), 156},
+		{"dir", unsafe.Offsetof(d.Dir), 158},
+		{"unacked", unsafe.Offsetof(d.Unacked), 144},
+		{"data_len", unsafe.Offsetof(d.DataLen), 160},
+		{"addr_len", unsafe.Offsetof(d.AddrLen), 162},
+		{"sock", unsafe.Offsetof(d.Sock), 168},
+		{"addr", unsafe.Offsetof(d.Addr), 208},
+		{"comm", unsafe.Offsetof(d.Comm), 236},
+		{"data", unsafe.Offsetof(d.Data), 252},
 	} {
 		if c.got != c.want {
 			t.Errorf("offsetof(data_event.%s) = %d, want %d", c.name, c.got, c.want)

@@ -94,6 +94,10 @@ type Profile struct {
 	// TCP is the client connection's send side while the response went out,
 	// when the kernel saw it (TCP only).
 	TCP *TCPSend `json:"tcp,omitempty"`
+	// StealNS is the part of Breakdown[Runq] the serving thread spent on a
+	// CPU the hypervisor did not run (a VM's steal clock): a busy host, not
+	// the service. Its own CPU clock leaves that time out too.
+	StealNS int64 `json:"steal_ns,omitempty"`
 }
 
 // Segment is one wait of the serving thread longer than the segment

@@ -47,6 +47,7 @@ func ToProto(p *profile.Profile) *tracecamv1.Profile {
 		PartialReason: str(p.PartialReason),
 		Baseline:      BaselineToProto(p.Baseline),
 		Tcp:           tcpToProto(p.TCP),
+		StealNs:       p.StealNS,
 	}
 	if !p.StartTime.IsZero() {
 		out.StartTime = timestamppb.New(p.StartTime)
@@ -151,6 +152,7 @@ func FromProto(p *tracecamv1.Profile) *profile.Profile {
 		PartialReason: p.GetPartialReason(),
 		Baseline:      BaselineFromProto(p.GetBaseline()),
 		TCP:           tcpFromProto(p.GetTcp()),
+		StealNS:       p.GetStealNs(),
 	}
 	if ts := p.GetStartTime(); ts != nil {
 		out.StartTime = time.Unix(ts.GetSeconds(), int64(ts.GetNanos())).UTC()

@@ -191,7 +191,11 @@ func (t *textView) breakdown(p *profile.Profile) {
 		}
 		n := int(math.Round(float64(ns) / float64(denom) * barWidth))
 		bar := t.paint(ansiCyan, strings.Repeat("█", n))
-		t.line(5, fmt.Sprintf("%-6s%10s %4s  %s", clean(string(c)), profile.FormatDuration(ns), profile.FormatPercent(ns, denom), bar))
+		l := fmt.Sprintf("%-6s%10s %4s  %s", clean(string(c)), profile.FormatDuration(ns), profile.FormatPercent(ns, denom), bar)
+		if c == profile.Runq && p.StealNS > 0 {
+			l += fmt.Sprintf("  (%s of it hypervisor steal)", profile.FormatDuration(p.StealNS))
+		}
+		t.line(5, l)
 	}
 }
 

@@ -12,9 +12,11 @@ Prints one line once every worker is serving:  READY port=<port> pid=<pid>
     GET /item?id=N      one product, a few hundred bytes of JSON: cheap
     GET /health         nothing
 
-Ground truth, in response headers: X-Handler-CPU-Us, the serving thread's
-own CPU time (time.thread_time) from the start of the handler to the
-response; /export also X-JSON-Bytes, the size of the document it built.
+Ground truth: X-Handler-CPU-Us, the serving thread's own CPU time
+(time.thread_time) from the start of the handler to the response; /export
+also X-JSON-Bytes, the size of the document it built. And on stdout, after
+each traced response is written, the thread's account of the whole request,
+from its request line to its last byte (a TRUTH line, ../truth.py).
 """
 
 import argparse
@@ -30,6 +32,9 @@ import sys
 import time
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from urllib.parse import parse_qs, urlsplit
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import truth  # noqa: E402
 
 PR_SET_NAME = 15
 try:
@@ -65,7 +70,7 @@ def build_catalog(n):
 CATALOG = None
 
 
-class Handler(BaseHTTPRequestHandler):
+class Handler(truth.HandlerMixin, BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "catalog/1"
     sys_version = ""

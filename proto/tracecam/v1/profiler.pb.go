@@ -418,7 +418,11 @@ type Profile struct {
 	// endpoint is not tracked (past --max-routes).
 	Baseline *Baseline `protobuf:"bytes,29,opt,name=baseline,proto3" json:"baseline,omitempty"`
 	// The client connection's send side while the response went out (TCP).
-	Tcp           *TCPSend `protobuf:"bytes,30,opt,name=tcp,proto3" json:"tcp,omitempty"`
+	Tcp *TCPSend `protobuf:"bytes,30,opt,name=tcp,proto3" json:"tcp,omitempty"`
+	// Part of breakdown["runq"]: time the serving thread was on a CPU that
+	// the hypervisor did not run (the kernel's steal clock, in a VM): a busy
+	// host, not the service. The thread's own CPU clock leaves it out too.
+	StealNs       int64 `protobuf:"varint,31,opt,name=steal_ns,json=stealNs,proto3" json:"steal_ns,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -661,6 +665,13 @@ func (x *Profile) GetTcp() *TCPSend {
 		return x.Tcp
 	}
 	return nil
+}
+
+func (x *Profile) GetStealNs() int64 {
+	if x != nil {
+		return x.StealNs
+	}
+	return 0
 }
 
 // What held back sending the response: the client's advertised receive
@@ -1938,7 +1949,7 @@ const file_tracecam_v1_profiler_proto_rawDesc = "" +
 	"\vpath_prefix\x18\x02 \x01(\tR\n" +
 	"pathPrefix\x12\x14\n" +
 	"\x05cause\x18\x03 \x01(\tR\x05cause\"\x12\n" +
-	"\x10GetStatusRequest\"\xe2\b\n" +
+	"\x10GetStatusRequest\"\xfd\b\n" +
 	"\aProfile\x12\x19\n" +
 	"\btrace_id\x18\x01 \x01(\tR\atraceId\x12\x17\n" +
 	"\aspan_id\x18\x02 \x01(\tR\x06spanId\x12$\n" +
@@ -1974,7 +1985,8 @@ const file_tracecam_v1_profiler_proto_rawDesc = "" +
 	"\apartial\x18\x1b \x01(\bR\apartial\x12%\n" +
 	"\x0epartial_reason\x18\x1c \x01(\tR\rpartialReason\x121\n" +
 	"\bbaseline\x18\x1d \x01(\v2\x15.tracecam.v1.BaselineR\bbaseline\x12&\n" +
-	"\x03tcp\x18\x1e \x01(\v2\x14.tracecam.v1.TCPSendR\x03tcp\x1a<\n" +
+	"\x03tcp\x18\x1e \x01(\v2\x14.tracecam.v1.TCPSendR\x03tcp\x12\x19\n" +
+	"\bsteal_ns\x18\x1f \x01(\x03R\astealNs\x1a<\n" +
 	"\x0eBreakdownEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\"\xb5\x01\n" +
