@@ -12,7 +12,11 @@ DEPS := clang-14:clang-14 /usr/include/bpf/bpf_helpers.h:libbpf-dev curl:curl \
         cc:gcc capsh:libcap2-bin protoc:protobuf-compiler ip:iproute2 \
         redis-server:redis-server redis-cli:redis-tools \
         /usr/include/google/protobuf/timestamp.proto:libprotobuf-dev \
-        /usr/share/gocode/src/github.com/grpc-ecosystem/grpc-gateway/third_party/googleapis/google/api/annotations.proto:golang-github-grpc-ecosystem-grpc-gateway-dev
+        /usr/share/gocode/src/github.com/grpc-ecosystem/grpc-gateway/third_party/googleapis/google/api/annotations.proto:golang-github-grpc-ecosystem-grpc-gateway-dev \
+        gdb:gdb node:nodejs /usr/lib/python3/dist-packages/uvicorn/__init__.py:python3-uvicorn \
+        /usr/lib/python3/dist-packages/fastapi/__init__.py:python3-fastapi \
+        /usr/lib/python3/dist-packages/gunicorn/__init__.py:gunicorn \
+        /usr/lib/python3/dist-packages/flask/__init__.py:python3-flask
 
 .PHONY: all build demo test unit e2e generate bench deps fmt-check vet clean images kube-binaries cases test-stress
 

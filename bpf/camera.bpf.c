@@ -57,6 +57,9 @@ struct thread_state {
 	u64 steal;
 	u64 on_ts;   /* on CPU since (0: off CPU) */
 	u64 on_steal; /* the CPU's steal clock at on_ts */
+	/* the last idle wait in epoll/poll/select (see data_event) */
+	u64 loop_sleep_ts, loop_wake_ts, loop_deadline, loop_runq;
+	u64 loop_counters[NCAT];
 	u64 off_ts;  /* off CPU since (0: on CPU) */
 	u64 wake_ts; /* woken at, while off CPU */
 	u32 waker_tid;
@@ -642,6 +645,51 @@ static __always_inline void add_wait(struct thread_state *st, u8 cat, u64 wait, 
 	}
 }
 
+/* The timeout of the epoll/poll/select wait task is entering, in ns
+ * (0: none, or unknown), from its saved registers: the event loop's next
+ * timer is due when it expires. */
+static __always_inline u64 wait_timeout_ns(struct task_struct *task, s32 nr)
+{
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
+	struct { s64 sec; s64 nsec; } ts = {};
+	s64 ms = -1;
+	u64 ptr = 0;
+
+	switch (nr) {
+	case NR_epoll_wait: case NR_epoll_pwait:
+		ms = (s32)BPF_CORE_READ(regs, r10);
+		break;
+	case NR_poll:
+		ms = (s32)BPF_CORE_READ(regs, dx);
+		break;
+	case NR_epoll_pwait2:
+		ptr = BPF_CORE_READ(regs, r10);
+		break;
+	case NR_ppoll:
+		ptr = BPF_CORE_READ(regs, dx);
+		break;
+	}
+	if (ptr) {
+		/* current is task (switch-out): its memory is readable */
+		if (bpf_probe_read_user(&ts, sizeof(ts), (void *)ptr) || ts.sec < 0 || ts.nsec < 0)
+			return 0;
+		return (u64)ts.sec * 1000000000ULL + (u64)ts.nsec;
+	}
+	return ms > 0 ? (u64)ms * 1000000ULL : 0;
+}
+
+/* The thread goes idle in epoll/poll/select: remember when, its counters
+ * then, and the wait's deadline. */
+static __always_inline void loop_sleep(struct thread_state *st, struct task_struct *task, u64 now)
+{
+	u64 t = wait_timeout_ns(task, st->d.sysnr);
+	st->loop_sleep_ts = now;
+	st->loop_wake_ts = 0;
+	st->loop_runq = 0;
+	st->loop_deadline = t ? now + t : 0;
+	__builtin_memcpy(st->loop_counters, st->counters, sizeof(st->loop_counters));
+}
+
 /* Bring the current thread's counters up to `now`. The thread is on CPU; if
  * it was off CPU when last seen, close that wait first: blocked time goes to
  * the category it blocked in, and the time from wake-up to running to runq.
@@ -673,6 +721,10 @@ static __always_inline void settle(struct thread_state *st, struct cpu_switch in
 		if (st->off_cat < NCAT)
 			st->counters[st->off_cat & (NCAT - 1)] += blocked;
 		st->counters[CAT_RUNQ] += runq;
+		if (st->off_cat == CAT_EPOLL && st->loop_sleep_ts == st->off_ts) {
+			st->loop_wake_ts = in_ts;
+			st->loop_runq = runq;
+		}
 		if (st->off_cat == CAT_RUNQ)
 			add_wait(st, CAT_RUNQ, runq, 0, 0, in_ts, now, -1, false);
 		else if (blocked)
@@ -740,6 +792,8 @@ int BPF_PROG(on_switch, bool preempt, struct task_struct *prev, struct task_stru
 		st->d.fd_kind = FD_UNKNOWN;
 	} else {
 		st->off_cat = classify(prev, st);
+		if (st->off_cat == CAT_EPOLL)
+			loop_sleep(st, prev, now);
 	}
 	return 0;
 }
@@ -894,17 +948,17 @@ static __always_inline s32 data_fd(s32 nr, struct pt_regs *regs)
 	return -1;
 }
 
-static __always_inline int on_sock_data(struct sock *sk, int ret, int flags, u8 dir)
+static __always_inline int on_sock_data(struct sock *sk, int ret, int flags, u8 dir, bool conn)
 {
 	struct thread_state *st;
 	struct pt_regs *regs;
 	struct data_event *e;
-	u64 now, buf, len = 0, n, arrival = 0, rwnd = 0, msgp;
+	u64 now, buf, len = 0, n, arrival = 0, arrival_any = 0, rwnd = 0, msgp;
 	u32 wnd = 0, wnd_min1 = 0, unacked = 0;
 	struct sk_state *ss;
 	s32 nr;
 
-	if (ret < 0 || (ret == 0 && dir) || (flags & MSG_PEEK))
+	if (!conn && (ret < 0 || (ret == 0 && dir) || (flags & MSG_PEEK)))
 		return 0;
 	if (!watched())
 		return 0;
@@ -940,7 +994,7 @@ static __always_inline int on_sock_data(struct sock *sk, int ret, int flags, u8 
 	}
 	if (!dir) {
 		if (ss) {
-			arrival = ss->arrival;
+			arrival = arrival_any = ss->arrival;
 			ss->arrival = 0;
 			/* A request read starts a new response: its smallest window. */
 			ss->wnd_min1 = 0;
@@ -961,8 +1015,16 @@ static __always_inline int on_sock_data(struct sock *sk, int ret, int flags, u8 
 	if (!e)
 		return 0;
 	fill_hdr(&e->h, EV_DATA, now);
+	if (conn)
+		e->h.flags = DATA_CONNECT;
 	__builtin_memcpy(e->counters, st->counters, sizeof(e->counters));
 	e->steal = st->steal;
+	e->loop_sleep_ts = st->loop_sleep_ts;
+	e->loop_wake_ts = st->loop_wake_ts;
+	e->loop_deadline = st->loop_deadline;
+	e->loop_runq = st->loop_runq;
+	__builtin_memcpy(e->loop_counters, st->loop_counters, sizeof(e->loop_counters));
+	e->arrival_any = arrival_any;
 	e->ret = ret;
 	/* The socket cookie, unlike its address, is never reused: a connection
 	 * key that cannot alias an earlier connection whose end we missed. */
@@ -1005,13 +1067,13 @@ static __always_inline int on_sock_data(struct sock *sk, int ret, int flags, u8 
 SEC("tp_btf/sock_send_length")
 int BPF_PROG(on_send, struct sock *sk, int ret, int flags)
 {
-	return on_sock_data(sk, ret, flags, 1);
+	return on_sock_data(sk, ret, flags, 1, false);
 }
 
 SEC("tp_btf/sock_recv_length")
 int BPF_PROG(on_recv, struct sock *sk, int ret, int flags)
 {
-	return on_sock_data(sk, ret, flags, 0);
+	return on_sock_data(sk, ret, flags, 0, false);
 }
 
 /* Everything written on sk has been acknowledged: say when. */
@@ -1123,6 +1185,7 @@ int BPF_PROG(on_tcp_probe, struct sock *sk, const struct sk_buff *skb)
  * ESTABLISHED: the ACK of the response's last byte then shows as the ACK of
  * the FIN that follows it, i.e. a state change out of FIN_WAIT1, CLOSING or
  * LAST_ACK into the next state of an orderly close. */
+#define TCP_SYN_SENT 2
 #define TCP_FIN_WAIT1 4
 #define TCP_FIN_WAIT2 5
 #define TCP_TIME_WAIT 6
@@ -1136,6 +1199,13 @@ int BPF_PROG(on_set_state, const struct sock *csk, const int oldstate, const int
 	struct sk_state *ss;
 	u64 now;
 
+	if (oldstate == TCP_CLOSE && newstate == TCP_SYN_SENT) {
+		/* A connect(2) by a pod thread, in its own context: tells user
+		 * space which request an event loop was working for when it
+		 * opened the connection (its first write may come in a later
+		 * callback, once the handshake is done). */
+		return on_sock_data(sk, 0, 0, 1, true);
+	}
 	if (!((oldstate == TCP_FIN_WAIT1 && (newstate == TCP_FIN_WAIT2 || newstate == TCP_TIME_WAIT)) ||
 	      (oldstate == TCP_CLOSING && newstate == TCP_TIME_WAIT) ||
 	      (oldstate == TCP_LAST_ACK && newstate == TCP_CLOSE)))

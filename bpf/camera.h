@@ -26,6 +26,9 @@ enum event_type {
 	EV_TYPES = 5,
 };
 
+/* event_hdr.flags of an EV_DATA */
+#define DATA_CONNECT 1 /* not a transfer: a connect(2) began (ret 0, no bytes) */
+
 enum fd_kind {
 	FD_UNKNOWN = 0,
 	FD_SOCKET = 1,
@@ -67,6 +70,23 @@ struct data_event {
 	u64 counters[NCAT]; /* the thread's cumulative category ns at ts */
 	/* of counters[CAT_RUNQ]: on-CPU time the hypervisor stole (VMs) */
 	u64 steal;
+	/* The thread's last idle wait in epoll/poll/select (an event loop
+	 * waiting for its next event): when it began, the counters then, when
+	 * the thread was back on CPU after it (0: still waiting, or none yet),
+	 * the part of it spent runnable after the wake-up, and the wait's own
+	 * deadline (its timeout: the loop's next timer; 0 = none). User space
+	 * splits the time between two socket events at this wait: the work
+	 * before it belongs to what the loop was doing, the work after it to
+	 * what woke it. */
+	u64 loop_sleep_ts;
+	u64 loop_wake_ts;
+	u64 loop_deadline;
+	u64 loop_runq;
+	u64 loop_counters[NCAT];
+	/* reads of TCP: when the oldest bytes this read returned reached the
+	 * socket, whether or not the thread was waiting for them (arrival
+	 * above is only set when it was not); 0 when unknown */
+	u64 arrival_any;
 	s64 ret;            /* bytes moved (0 = EOF on a read) */
 	u64 sk;             /* the socket's cookie (unique, never reused): the connection's key */
 	/* Reads of TCP: when the oldest bytes this read returned reached the

@@ -33,6 +33,12 @@ type CameraDataEvent struct {
 	H             CameraEventHdr
 	Counters      [8]uint64
 	Steal         uint64
+	LoopSleepTs   uint64
+	LoopWakeTs    uint64
+	LoopDeadline  uint64
+	LoopRunq      uint64
+	LoopCounters  [8]uint64
+	ArrivalAny    uint64
 	Ret           int64
 	Sk            uint64
 	Arrival       uint64
@@ -110,37 +116,42 @@ type CameraSockInfo struct {
 }
 
 type CameraThreadState struct {
-	_          structs.HostLayout
-	Counters   [8]uint64
-	Steal      uint64
-	OnTs       uint64
-	OnSteal    uint64
-	OffTs      uint64
-	WakeTs     uint64
-	WakerTid   uint32
-	WakerTgid  uint32
-	OffCat     uint8
-	WakerFutex uint8
-	Pad        [2]uint8
-	WakerComm  [16]int8
-	_          [4]byte
-	D          CameraWaitDetail
-	AggStart   uint64
-	AggWake    uint64
-	AggBlocked uint64
-	AggRunq    uint64
-	AggBytes   int64
-	AggArg     int64
-	AggSys     int32
-	AggN       uint32
-	AggCat     uint8
-	AggPoll    uint8
-	Pad3       [6]uint8
-	AggRun     uint64
-	MmsgVec    uint64
-	MmsgRet    int64
-	MmsgIdx    uint32
-	MmsgNr     int32
+	_            structs.HostLayout
+	Counters     [8]uint64
+	Steal        uint64
+	OnTs         uint64
+	OnSteal      uint64
+	LoopSleepTs  uint64
+	LoopWakeTs   uint64
+	LoopDeadline uint64
+	LoopRunq     uint64
+	LoopCounters [8]uint64
+	OffTs        uint64
+	WakeTs       uint64
+	WakerTid     uint32
+	WakerTgid    uint32
+	OffCat       uint8
+	WakerFutex   uint8
+	Pad          [2]uint8
+	WakerComm    [16]int8
+	_            [4]byte
+	D            CameraWaitDetail
+	AggStart     uint64
+	AggWake      uint64
+	AggBlocked   uint64
+	AggRunq      uint64
+	AggBytes     int64
+	AggArg       int64
+	AggSys       int32
+	AggN         uint32
+	AggCat       uint8
+	AggPoll      uint8
+	Pad3         [6]uint8
+	AggRun       uint64
+	MmsgVec      uint64
+	MmsgRet      int64
+	MmsgIdx      uint32
+	MmsgNr       int32
 }
 
 type CameraWaitDetail struct {

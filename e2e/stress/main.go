@@ -196,14 +196,27 @@ func runTest(ctx context.Context, bin, name string, runs int) *result {
 	return r
 }
 
-// failureLines keeps the likely error lines of a failure, short: test
-// output lines that say what was wanted, or panics.
+// failureWords mark the test output lines that report a failure rather
+// than log progress (t.Errorf and t.Logf lines look alike).
+var failureWords = []string{"want", "got", "diagnosed", "blamed", "charged", "differs", "no profile", "not ", "timeout", "exited"}
+
+// failureLines keeps the likely error lines of a failure, short.
 func failureLines(lines []string) string {
 	var keep []string
 	for _, l := range lines {
 		t := strings.TrimSpace(l)
-		if strings.HasPrefix(t, "panic") || (strings.Contains(t, "_test.go:") && strings.Contains(t, "want")) {
+		if strings.HasPrefix(t, "panic") {
 			keep = append(keep, t)
+			continue
+		}
+		if !strings.Contains(t, "_test.go:") || strings.HasPrefix(t, "harness_test.go") {
+			continue
+		}
+		for _, w := range failureWords {
+			if strings.Contains(t, w) {
+				keep = append(keep, t)
+				break
+			}
 		}
 	}
 	if len(keep) == 0 && len(lines) > 0 {

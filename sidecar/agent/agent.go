@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"debug/buildinfo"
 	"errors"
 	"fmt"
 	"io"
@@ -138,7 +139,8 @@ func Start(cfg Config) (*Agent, error) {
 	}
 	a.asm = assemble.New(assemble.Config{
 		Pod: cfg.Pod, Namespace: cfg.Namespace, Container: cfg.Container,
-		WallClock: wallClock(), FileName: procFileName,
+		WallClock: wallClock(), FileName: procFileName, SegmentThreshold: cfg.SegmentThreshold,
+		Runtime: newRuntimeCache().of,
 	}, a.onProfile)
 	if err := a.serve(); err != nil {
 		a.closeServers()
@@ -266,6 +268,30 @@ func procFileName(pid uint32, fd int32, ino uint64) string {
 		return ""
 	}
 	return name
+}
+
+// runtimeCache remembers which processes are Go programs (their binary
+// carries Go build information), so their requests are not read as a
+// thread per request. The assembler calls it from one goroutine.
+type runtimeCache struct{ byPID map[uint32]string }
+
+func newRuntimeCache() *runtimeCache { return &runtimeCache{byPID: map[uint32]string{}} }
+
+func (c *runtimeCache) of(pid uint32) string {
+	if rt, ok := c.byPID[pid]; ok {
+		return rt
+	}
+	if len(c.byPID) >= 4096 { // pids are reused: start over rather than grow
+		c.byPID = map[uint32]string{}
+	}
+	rt := ""
+	// /proc/<pid>/exe opens the binary inside the process's own mount
+	// namespace (the container's image).
+	if _, err := buildinfo.ReadFile(fmt.Sprintf("/proc/%d/exe", pid)); err == nil {
+		rt = "go"
+	}
+	c.byPID[pid] = rt
+	return rt
 }
 
 // EagerDiagnosis is the duration from which a profile is diagnosed as it

@@ -33,6 +33,14 @@ type Config struct {
 	// FileName resolves a file segment's full path (pid, fd, inode); nil or
 	// "" falls back to the kernel's parent/name.
 	FileName func(pid uint32, fd int32, ino uint64) string
+	// Runtime names the language runtime of a process ("go", or "" when
+	// nothing special is known); nil = none known. Go schedules goroutines
+	// on threads itself, so a Go request's thread counters are not its time.
+	Runtime func(pid uint32) string
+	// SegmentThreshold is the shortest wait an event-loop request's
+	// timeline shows (default 1 ms; the kernel applies the same to the
+	// thread's own waits).
+	SegmentThreshold time.Duration
 }
 
 // Counters are the assembler's own tallies, exposed on /v1/status.
@@ -62,6 +70,7 @@ type connKey struct {
 }
 
 type request struct {
+	key      connKey // the connection it came on
 	tid      uint32
 	comm     string
 	start    uint64
@@ -102,6 +111,13 @@ type request struct {
 	lastTID     uint32
 	lastLost    uint64
 
+	// exchanges are its downstream calls, when served by an event loop.
+	exchanges []exchange
+	// tc is its trace context, decided once (traceContext): other
+	// requests' evidence names its trace.
+	tc    tracectx.Context
+	tcSet bool
+
 	dns []*dnsQuery
 	// dnsSockets remembers the server each socket sent a query to: a reply
 	// on an unconnected UDP socket carries no peer address.
@@ -139,6 +155,8 @@ type thread struct {
 	// serving is the request this thread is working on, for attributing its
 	// outbound traffic and DNS lookups.
 	serving *request
+	// loop follows the thread as an event loop (loop.go).
+	loop *loopTrack
 }
 
 // Assembler holds per-connection and per-thread state.
@@ -168,6 +186,9 @@ func New(cfg Config, emit func(*profile.Profile)) *Assembler {
 	}
 	if cfg.MaxSegments <= 0 {
 		cfg.MaxSegments = 256
+	}
+	if cfg.SegmentThreshold <= 0 {
+		cfg.SegmentThreshold = time.Millisecond
 	}
 	if cfg.WallClock == nil {
 		cfg.WallClock = func(uint64) time.Time { return time.Time{} }
@@ -310,6 +331,16 @@ func (a *Assembler) onExit(e *event.Exit) {
 }
 
 func (a *Assembler) onData(d *event.Data) {
+	ctx := a.loopStep(d)
+	if !d.Connect { // a connect only tells the loop who opened the socket
+		a.handleData(d, ctx)
+	}
+	a.loopAfter(d)
+}
+
+// handleData gives a socket event to its request; ctx is the request the
+// thread works for at d as its event loop knows it (nil: unknown).
+func (a *Assembler) handleData(d *event.Data, ctx *request) {
 	key := connKey{d.PID, d.Socket}
 	// More traffic on a connection whose last response was never seen
 	// acknowledged: emit that profile as it is.
@@ -362,7 +393,7 @@ func (a *Assembler) onData(d *event.Data) {
 		a.onResponseWrite(c, d)
 		return
 	}
-	a.onOutbound(d)
+	a.onOutbound(d, ctx)
 }
 
 var headEnd = []byte("\r\n\r\n")
@@ -374,6 +405,8 @@ func (a *Assembler) startRequest(c *conn, d *event.Data, b []byte, n int64, pipe
 	r := &request{tid: d.TID, comm: d.Comm, start: d.TS, served: d.TS, startCnt: d.Counters, startSteal: d.Steal, lostSeq: d.LostSeq,
 		rwndStart: d.RwndLimitedNS, rwndLast: d.RwndLimitedNS, wndMin: -1, wndLast: -1}
 	r.reqBytes = n
+	r.key = c.key
+	a.loopOf(d.TID).inflight[r] = struct{}{}
 	if !pipelined && d.Arrival != 0 && d.Arrival < d.TS {
 		// The bytes waited in the socket's receive buffer until this thread,
 		// busy elsewhere, read them (a saturated worker pool): the request
@@ -506,12 +539,20 @@ func (a *Assembler) onResponseWrite(c *conn, d *event.Data) {
 // onOutbound attributes traffic that is not part of a served request's
 // client connection to whatever request the thread is serving: downstream
 // calls and DNS lookups.
-func (a *Assembler) onOutbound(d *event.Data) {
+func (a *Assembler) onOutbound(d *event.Data, ctx *request) {
 	t := a.threads[d.TID]
-	if t == nil || t.serving == nil {
+	if t == nil {
 		return
 	}
-	r := t.serving
+	r := ctx
+	if r == nil {
+		// An event loop with several requests in flight: without a
+		// context, whose call this is cannot be told.
+		if t.serving == nil || (t.loop != nil && len(t.loop.inflight) > 1) {
+			return
+		}
+		r = t.serving
+	}
 	peer := d.Sock.Remote
 	if d.Datagram.IsValid() && d.Datagram.Port() != 0 {
 		peer = d.Datagram
@@ -638,8 +679,12 @@ func (a *Assembler) endConn(k connKey, why string) {
 }
 
 func (a *Assembler) release(r *request) {
-	if t := a.threads[r.tid]; t != nil && t.serving == r {
+	t := a.threads[r.tid]
+	if t != nil && t.serving == r {
 		t.serving = nil
+	}
+	if t != nil && t.loop != nil {
+		delete(t.loop.inflight, r)
 	}
 }
 
@@ -753,16 +798,41 @@ func (a *Assembler) build(c *conn, r *request, partialWhy string) *profile.Profi
 		partialWhy = join(partialWhy, "request head did not parse")
 	}
 
-	tc, ok := tracectx.FromHeaders(r.head.Headers)
-	if !ok {
-		tc = tracectx.Generate()
-		a.c.Generated++
-	}
+	tc := a.traceContext(r)
 	p.TraceID, p.ParentSpanID, p.TraceSource, p.TraceIDGenerated = tc.TraceID, tc.SpanID, tc.Source, tc.Generated
 	p.SpanID = tracectx.NewSpanID()
 
-	// Breakdown: exact difference of the serving thread's counters.
-	if r.lastTID == r.tid {
+	var loopWaits []loopWait
+	lt := a.loopTrack(r.tid)
+	switch {
+	case a.cfg.Runtime != nil && a.cfg.Runtime(c.key.pid) == "go":
+		// Goroutines hop between threads and share them: between the
+		// request's read and its response this thread may have run other
+		// goroutines while the request's ran elsewhere. Its counters are
+		// an estimate at best; say so rather than blame them.
+		p.Accounting = profile.AccountingEstimated
+		if r.lastTID == r.tid {
+			for i := 0; i < event.NumCategories; i++ {
+				if d := int64(r.lastCnt[i] - r.startCnt[i]); d > 0 && r.lastCnt[i] >= r.startCnt[i] {
+					p.Breakdown[kernelCategory[i]] += d
+				}
+			}
+		} else {
+			a.c.CrossThread++
+			p.Breakdown[profile.Other] = p.DurationNS
+		}
+		partialWhy = join(partialWhy, "a Go program: goroutines move between threads and share them, so the time of the thread that read the request is not the request's (the camera does not follow goroutines yet)")
+	case r.lastTID == r.tid && lt != nil && lt.isLoopRequest(r, end):
+		// The thread is an event loop that worked for other requests or
+		// idled while this one was in flight: its counters' difference
+		// would mix those in (loop.go).
+		p.Accounting = profile.AccountingEventLoop
+		var why string
+		p.Breakdown, loopWaits, why = lt.loopBreakdown(r, end)
+		partialWhy = join(partialWhy, why)
+	case r.lastTID == r.tid:
+		// Breakdown: exact difference of the serving thread's counters.
+		p.Accounting = profile.AccountingThread
 		for i := 0; i < event.NumCategories; i++ {
 			if d := int64(r.lastCnt[i] - r.startCnt[i]); d > 0 && r.lastCnt[i] >= r.startCnt[i] {
 				p.Breakdown[kernelCategory[i]] += d
@@ -774,8 +844,9 @@ func (a *Assembler) build(c *conn, r *request, partialWhy string) *profile.Profi
 		if r.lastSteal > r.startSteal {
 			p.StealNS = min(int64(r.lastSteal-r.startSteal), p.Breakdown[profile.Runq])
 		}
-	} else {
+	default:
 		a.c.CrossThread++
+		p.Accounting = profile.AccountingEstimated
 		p.Breakdown[profile.Other] = p.DurationNS
 		partialWhy = join(partialWhy, fmt.Sprintf("response written by thread %d, request read by thread %d", r.lastTID, r.tid))
 	}
@@ -792,7 +863,11 @@ func (a *Assembler) build(c *conn, r *request, partialWhy string) *profile.Profi
 			PeerWindowMinBytes: max(r.wndMin, 0), PeerWindowBytes: max(r.wndLast, 0),
 		}
 	}
-	a.addTimeline(p, r, end)
+	if p.Accounting == profile.AccountingEventLoop {
+		a.addLoopTimeline(p, r, end, lt, loopWaits)
+	} else {
+		a.addTimeline(p, r, end)
+	}
 	a.addNetwork(p, r, end)
 	if partialWhy != "" {
 		p.Partial, p.PartialReason = true, partialWhy
@@ -802,10 +877,51 @@ func (a *Assembler) build(c *conn, r *request, partialWhy string) *profile.Profi
 	return p
 }
 
+// traceContext is r's trace context: from its headers, or made up (once).
+func (a *Assembler) traceContext(r *request) tracectx.Context {
+	if !r.tcSet {
+		tc, ok := tracectx.FromHeaders(r.head.Headers)
+		if !ok {
+			tc = tracectx.Generate()
+			a.c.Generated++
+		}
+		r.tc, r.tcSet = tc, true
+	}
+	return r.tc
+}
+
 var kernelCategory = [event.NumCategories]profile.Category{
 	event.CatCPU: profile.CPU, event.CatRunq: profile.Runq, event.CatNet: profile.Net,
 	event.CatFile: profile.File, event.CatLock: profile.Lock, event.CatEpoll: profile.Epoll,
 	event.CatSleep: profile.Sleep, event.CatOther: profile.Other,
+}
+
+// loopTrack is the event-loop view of thread tid, if it has one.
+func (a *Assembler) loopTrack(tid uint32) *loopTrack {
+	if t := a.threads[tid]; t != nil {
+		return t.loop
+	}
+	return nil
+}
+
+// addLoopTimeline gives a loop request the thread's waits that happened in
+// its own work (a blocking fsync on the loop), and its own waits: for a
+// peer, a timer, the loop.
+func (a *Assembler) addLoopTimeline(p *profile.Profile, r *request, end uint64, lt *loopTrack, waits []loopWait) {
+	own := func(s *event.Segment) bool {
+		if s.Category == event.CatEpoll {
+			return false // its idle waits are told by what it waited for
+		}
+		for _, iv := range lt.ivs {
+			if iv.owner == r && s.Start >= iv.start && s.Run <= iv.end {
+				return true
+			}
+		}
+		return false
+	}
+	a.addSegments(p, r, end, own)
+	p.Timeline = append(p.Timeline, loopSegments(r, waits, uint64(a.cfg.SegmentThreshold.Nanoseconds()))...)
+	sort.SliceStable(p.Timeline, func(i, j int) bool { return p.Timeline[i].StartOffsetNS < p.Timeline[j].StartOffsetNS })
 }
 
 func (a *Assembler) addTimeline(p *profile.Profile, r *request, end uint64) {
@@ -815,6 +931,13 @@ func (a *Assembler) addTimeline(p *profile.Profile, r *request, end uint64) {
 			Detail: fmt.Sprintf("request waited in the socket receive buffer until thread %d (%s) read it", r.tid, r.comm),
 		})
 	}
+	a.addSegments(p, r, end, nil)
+	sort.SliceStable(p.Timeline, func(i, j int) bool { return p.Timeline[i].StartOffsetNS < p.Timeline[j].StartOffsetNS })
+}
+
+// addSegments adds the serving thread's waits during r (those keep
+// accepts, when set) to its timeline.
+func (a *Assembler) addSegments(p *profile.Profile, r *request, end uint64, keep func(*event.Segment) bool) {
 	t := a.threads[r.tid]
 	if t == nil {
 		return
@@ -823,7 +946,7 @@ func (a *Assembler) addTimeline(p *profile.Profile, r *request, end uint64) {
 	// that it was serving something else.
 	from := max(r.served, r.start)
 	for _, s := range t.segs {
-		if s.Run <= from || s.Start >= end {
+		if s.Run <= from || s.Start >= end || (keep != nil && !keep(s)) {
 			continue
 		}
 		cat := kernelCategory[s.Category&7]
@@ -886,7 +1009,6 @@ func (a *Assembler) addTimeline(p *profile.Profile, r *request, end uint64) {
 		}
 		p.Timeline = append(p.Timeline, seg)
 	}
-	sort.SliceStable(p.Timeline, func(i, j int) bool { return p.Timeline[i].StartOffsetNS < p.Timeline[j].StartOffsetNS })
 }
 
 func (a *Assembler) addNetwork(p *profile.Profile, r *request, end uint64) {

@@ -37,6 +37,9 @@ type thr struct {
 	// gen counts how often an fd was closed and reused: each reuse is a new
 	// socket (a new kernel address) behind the same fd number.
 	gen map[int32]uint64
+	// loop is the thread's last idle wait in epoll (event loops), as the
+	// kernel reports it with every socket event.
+	loop event.LoopWait
 }
 
 func newThr(tid uint32, comm string) *thr {
@@ -78,8 +81,17 @@ func (th *thr) data(fd int32, out bool, b string) *event.Data {
 	return &event.Data{
 		Header: th.hdr(event.TypeData), Counters: th.cnt,
 		Ret: int64(len(b)), Socket: th.socket(fd), FD: fd, Out: out, Sock: th.sock(fd), Comm: th.comm,
-		Bytes: []byte(b),
+		Bytes: []byte(b), Loop: th.loop,
 	}
+}
+
+// idle makes an event-loop thread wait in epoll for blocked ns (its timeout
+// would have ended it at deadline, 0 = none), then sit runnable for runq.
+func (th *thr) idle(blocked, runq, deadline uint64) *thr {
+	th.loop = event.LoopWait{Sleep: th.ts, Counters: th.cnt, Deadline: deadline}
+	th.spend(event.CatEpoll, blocked).spend(event.CatRunq, runq)
+	th.loop.Wake, th.loop.Runq = th.ts, runq
+	return th
 }
 
 func (th *thr) read(fd int32, b string) *event.Data  { return th.data(fd, false, b) }

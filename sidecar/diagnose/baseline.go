@@ -112,7 +112,7 @@ func Cause(p *profile.Profile) profile.Cause {
 // CauseAndDeviation is Cause and Compare in one pass.
 func CauseAndDeviation(p *profile.Profile) (profile.Cause, profile.Deviation, bool) {
 	d, ok := Compare(p)
-	if p == nil || p.DurationNS <= 0 {
+	if p == nil || p.DurationNS <= 0 || p.Accounting == profile.AccountingEstimated {
 		return profile.CauseUnknown, d, ok
 	}
 	top, topNS := profile.Category(""), int64(0)
@@ -163,6 +163,8 @@ func causeOf(p *profile.Profile, c profile.Category, ns, dnsTypical int64) profi
 		return profile.CauseSleep
 	case profile.Queue:
 		return profile.CauseQueue
+	case profile.Loop:
+		return profile.CauseLoop
 	case profile.Epoll:
 		if isTCPWindow(p, ns) {
 			return profile.CauseTCPWindow

@@ -75,6 +75,17 @@ func Diagnose(p *profile.Profile) profile.Diagnosis {
 	// A partial capture can leave the breakdown summing to more than the
 	// measured duration; using the larger keeps every share ≤ 100%.
 	denom := max(p.DurationNS, total)
+	if p.Accounting == profile.AccountingEstimated {
+		// The camera could not follow the request's work: a cause drawn
+		// from these figures could send the engineer to the wrong place.
+		return profile.Diagnosis{
+			Cause:   profile.CauseUnknown,
+			Summary: "unknown: the camera could not follow this request's work, so its breakdown is an estimate",
+			Evidence: withPartial(p, []string{
+				"estimated breakdown (not a verdict): " + shareLine(shares, denom, 3),
+			}),
+		}
+	}
 	dev, hasDev := Compare(p)
 	if hasDev {
 		switch dev.Verdict {
@@ -208,6 +219,8 @@ func analyze(p *profile.Profile, top share, dnsTypical int64) finding {
 			details: longest(segmentsOf(p, profile.Queue), byDuration, segLine),
 			count:   "the request was not being served yet: every worker was busy (a saturated pool, or requests pipelined behind a slow one)",
 		}
+	case profile.Loop:
+		return loopFinding(p)
 	case profile.Epoll:
 		if isTCPWindow(p, top.ns) {
 			return tcpWindowFinding(p)
@@ -564,6 +577,11 @@ func sleepFinding(p *profile.Profile) finding {
 		details: longest(segs, byDuration, segLine),
 		count:   segCount(segs, profile.Sleep),
 	}
+	if p.Accounting == profile.AccountingEventLoop {
+		// On an event loop a sleep is a timer the request waited for
+		// (setTimeout, asyncio.sleep), with nothing asked of the network.
+		f.phrase = "waiting for a timer on its event loop (nothing asked of the network meanwhile)"
+	}
 	if groups := group(segs, func(s profile.Segment) string { return s.Syscall }); len(groups) > 0 && groups[0].key != "" {
 		f.phrase = "in " + groups[0].key
 		if groups[0].count > 1 {
@@ -599,6 +617,33 @@ func epollFinding(p *profile.Profile, top share, dnsTypical int64) finding {
 		details: longest(segs, byDuration, segLine),
 		count:   fmt.Sprintf("%s; %s waited on for %s", segCount(segs, profile.Epoll), peers[0].peer, profile.FormatDuration(peers[0].waitNS)),
 	}
+}
+
+// loopFinding explains time a request was ready to run but its event loop
+// worked for other requests: the classic "one slow handler blocks the whole
+// process" — the fix is in the handlers that held the loop.
+func loopFinding(p *profile.Profile) finding {
+	segs := segmentsOf(p, profile.Loop)
+	groups := group(segs, func(s profile.Segment) string { return s.Detail })
+	f := finding{
+		cause:  profile.CauseLoop,
+		label:  string(profile.Loop),
+		phrase: "ready, but its event loop was busy with other requests",
+		count:  "the request had what it waited for; a handler that holds the event loop delays every request the process serves",
+	}
+	for _, g := range groups {
+		if len(f.details) == maxSegmentEvidence {
+			break
+		}
+		f.details = append(f.details, fmt.Sprintf("%s: %s", g.key, profile.FormatDuration(g.ns)))
+	}
+	if len(groups) > 0 && groups[0].key != "" {
+		f.phrase = fmt.Sprintf("ready, but %s for %s", groups[0].key, profile.FormatDuration(groups[0].ns))
+		if len(groups) > 1 {
+			f.phrase += fmt.Sprintf(" (and %s)", profile.Plural(len(groups)-1, "other holder", "other holders"))
+		}
+	}
+	return f
 }
 
 func otherFinding(p *profile.Profile) finding {

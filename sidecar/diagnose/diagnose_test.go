@@ -93,6 +93,32 @@ func TestDiagnose(t *testing.T) {
 			evidence: []string{"hypervisor steal 110.0 ms"},
 		},
 		{
+			name: "loop names the request that held the event loop",
+			p: func() *profile.Profile {
+				p := prof(bd{profile.Loop: 160 * ms, profile.Sleep: 150 * ms, profile.CPU: 2 * ms}, []profile.Segment{
+					{Category: profile.Sleep, StartOffsetNS: 1 * ms, DurationNS: 150 * ms, Detail: "timer: the event loop waited for its next timer"},
+					{Category: profile.Loop, StartOffsetNS: 151 * ms, DurationNS: 160 * ms, HolderTraceID: "33333333333333333333333333333333",
+						Detail: "the event loop was busy with GET /hog (trace 33333333333333333333333333333333)"},
+				})
+				p.Accounting = profile.AccountingEventLoop
+				return p
+			}(),
+			cause:    profile.CauseLoop,
+			contain:  []string{"loop: 160.0 ms", "event loop was busy with GET /hog (trace 33333333333333333333333333333333) for 160.0 ms"},
+			evidence: []string{"GET /hog", "delays every request"},
+		},
+		{
+			name: "an estimated breakdown gives no verdict",
+			p: func() *profile.Profile {
+				p := prof(bd{profile.Lock: 160 * ms, profile.CPU: 40 * ms}, nil)
+				p.Accounting, p.Partial, p.PartialReason = profile.AccountingEstimated, true, "a Go program"
+				return p
+			}(),
+			cause:    profile.CauseUnknown,
+			contain:  []string{"could not follow"},
+			evidence: []string{"estimated breakdown (not a verdict): lock 80%", "partial capture: a Go program"},
+		},
+		{
 			name: "lock with waker",
 			p: prof(bd{profile.Lock: 201_300 * us, profile.CPU: 6 * ms}, []profile.Segment{
 				{Category: profile.Lock, Syscall: "futex", StartOffsetNS: 400 * us, DurationNS: 201_300 * us, WakerTID: 4242, WakerName: "worker-2"},

@@ -106,6 +106,17 @@ func (s Sock) Protocol() string {
 	return ""
 }
 
+// LoopWait is a thread's idle wait in epoll, poll or select: an event
+// loop waiting for its next event. Sleep is when it began (0: none seen
+// yet), Counters the thread's counters then, Wake when the thread was back
+// on CPU after it (0: not yet), Runq the part of Sleep..Wake it spent
+// runnable after being woken, Deadline when the wait's timeout would have
+// ended it (the loop's next timer; 0 = no timeout).
+type LoopWait struct {
+	Sleep, Wake, Deadline, Runq uint64
+	Counters                    [NumCategories]uint64
+}
+
 // Data is a read or write of bytes on a socket by a watched thread.
 type Data struct {
 	Header
@@ -114,7 +125,19 @@ type Data struct {
 	// while the hypervisor kept the vCPU from running (the kernel's steal
 	// clock): cumulative, like the counters.
 	Steal uint64
-	Ret   int64 // bytes moved; 0 = EOF on a read
+	// Loop is the thread's last idle wait in epoll/poll/select before this
+	// event: how an event loop's time between two socket events splits
+	// into the work before it, the wait, and the work after it.
+	Loop LoopWait
+	// ArrivalAny (reads of TCP) is when the oldest bytes this read
+	// returned reached the socket, whether or not the thread was waiting
+	// for them (Arrival is set only when it was not); 0 when unknown.
+	ArrivalAny uint64
+	// Connect marks no transfer but the start of a connect(2) on Socket
+	// (Ret 0, no bytes): which request an event loop worked for when it
+	// opened a downstream connection.
+	Connect bool
+	Ret     int64 // bytes moved; 0 = EOF on a read
 	// Socket is the socket's cookie (unique for the socket's life and never
 	// reused, unlike its address or fd): with PID, the key of a connection.
 	Socket uint64
@@ -229,9 +252,13 @@ func decode(raw []byte, reuse *Data) (any, error) {
 		}
 		wmin, wseen := windowMin(r.PeerWndMin1)
 		*d = Data{
-			Header:         header(r.H),
-			Counters:       r.Counters,
-			Steal:          r.Steal,
+			Header:   header(r.H),
+			Counters: r.Counters,
+			Steal:    r.Steal,
+			Loop: LoopWait{Sleep: r.LoopSleepTs, Wake: r.LoopWakeTs, Deadline: r.LoopDeadline, Runq: r.LoopRunq,
+				Counters: r.LoopCounters},
+			ArrivalAny:     r.ArrivalAny,
+			Connect:        r.H.Flags&dataConnect != 0,
 			Ret:            r.Ret,
 			Socket:         r.Sk,
 			Arrival:        r.Arrival,
@@ -338,6 +365,9 @@ func filePath(d bpf.CameraWaitDetail) string {
 	}
 	return b.String()
 }
+
+// dataConnect is camera.h's DATA_CONNECT flag of an EV_DATA.
+const dataConnect = 1
 
 func header(h bpf.CameraEventHdr) Header {
 	return Header{Type: Type(h.Type), CPU: h.Cpu, PID: h.Pid, TID: h.Tid, TS: h.Ts, LostSeq: h.LostSeq}

@@ -95,7 +95,7 @@ func TestLayoutSizes(t *testing.T) {
 	}{
 		{"event_hdr", unsafe.Sizeof(bpf.CameraEventHdr{}), 32},
 		{"sock_info", unsafe.Sizeof(bpf.CameraSockInfo{}), 40},
-		{"data_event", unsafe.Sizeof(bpf.CameraDataEvent{}), 768},
+		{"data_event", unsafe.Sizeof(bpf.CameraDataEvent{}), 872},
 		{"acked_event", unsafe.Sizeof(bpf.CameraAckedEvent{}), 56},
 	} {
 		if c.got != c.want {
@@ -119,22 +119,25 @@ func TestLayoutSizes(t *testing.T) {
 		want uintptr
 	}{
 		{"steal", unsafe.Offsetof(d.Steal), 96},
-		{"ret", unsafe.Offsetof(d.Ret), 104},
-		{"sk", unsafe.Offsetof(d.Sk), 112},
-		{"arrival", unsafe.Offsetof(d.Arrival), 120},
-		{"rwnd_limited_ns", unsafe.Offsetof(d.RwndLimitedNs), 128},
-		{"peer_wnd", unsafe.Offsetof(d.PeerWnd), 136},
-		{"peer_wnd_min1", unsafe.Offsetof(d.PeerWndMin1), 140},
-		{"fd", unsafe.Offsetof(d.Fd), 152},
-		{"sysnr", unsafe.Offsetof(d.Sysnr), 156},
-		{"dir", unsafe.Offsetof(d.Dir), 158},
-		{"unacked", unsafe.Offsetof(d.Unacked), 144},
-		{"data_len", unsafe.Offsetof(d.DataLen), 160},
-		{"addr_len", unsafe.Offsetof(d.AddrLen), 162},
-		{"sock", unsafe.Offsetof(d.Sock), 168},
-		{"addr", unsafe.Offsetof(d.Addr), 208},
-		{"comm", unsafe.Offsetof(d.Comm), 236},
-		{"data", unsafe.Offsetof(d.Data), 252},
+		{"loop_sleep_ts", unsafe.Offsetof(d.LoopSleepTs), 104},
+		{"loop_counters", unsafe.Offsetof(d.LoopCounters), 136},
+		{"arrival_any", unsafe.Offsetof(d.ArrivalAny), 200},
+		{"ret", unsafe.Offsetof(d.Ret), 208},
+		{"sk", unsafe.Offsetof(d.Sk), 216},
+		{"arrival", unsafe.Offsetof(d.Arrival), 224},
+		{"rwnd_limited_ns", unsafe.Offsetof(d.RwndLimitedNs), 232},
+		{"peer_wnd", unsafe.Offsetof(d.PeerWnd), 240},
+		{"peer_wnd_min1", unsafe.Offsetof(d.PeerWndMin1), 244},
+		{"fd", unsafe.Offsetof(d.Fd), 256},
+		{"sysnr", unsafe.Offsetof(d.Sysnr), 260},
+		{"dir", unsafe.Offsetof(d.Dir), 262},
+		{"unacked", unsafe.Offsetof(d.Unacked), 248},
+		{"data_len", unsafe.Offsetof(d.DataLen), 264},
+		{"addr_len", unsafe.Offsetof(d.AddrLen), 266},
+		{"sock", unsafe.Offsetof(d.Sock), 272},
+		{"addr", unsafe.Offsetof(d.Addr), 312},
+		{"comm", unsafe.Offsetof(d.Comm), 340},
+		{"data", unsafe.Offsetof(d.Data), 356},
 	} {
 		if c.got != c.want {
 			t.Errorf("offsetof(data_event.%s) = %d, want %d", c.name, c.got, c.want)

@@ -39,16 +39,16 @@ type Config struct {
 // time in DNS lookups, which is part of net or epoll time) and gc (the time
 // stopped by the runtime's collector, which is part of lock time).
 const (
-	numCats = 11
-	dnsCat  = 9
-	gcCat   = 10
+	numCats = 12
+	dnsCat  = 10
+	gcCat   = 11
 	// CategoryDNS is the label of the DNS time.
 	CategoryDNS = "dns"
 	// CategoryGC is the label of the stop-the-world GC time.
 	CategoryGC = "gc"
 )
 
-var catNames = [numCats]string{"cpu", "runq", "net", "file", "lock", "epoll", "sleep", "queue", "other", CategoryDNS, CategoryGC}
+var catNames = [numCats]string{"cpu", "runq", "net", "file", "lock", "epoll", "sleep", "queue", "other", "loop", CategoryDNS, CategoryGC}
 
 func catIndex(c profile.Category) int {
 	switch c {
@@ -70,13 +70,15 @@ func catIndex(c profile.Category) int {
 		return 7
 	case profile.Other:
 		return 8
+	case profile.Loop:
+		return 9
 	}
 	return -1
 }
 
 var causeNames = [...]profile.Cause{
 	profile.CauseCPU, profile.CauseRunq, profile.CauseNet, profile.CauseDNS, profile.CauseTCPWindow, profile.CauseFile,
-	profile.CauseLock, profile.CauseGC, profile.CauseQueue, profile.CauseSleep, profile.CauseUnknown,
+	profile.CauseLock, profile.CauseGC, profile.CauseQueue, profile.CauseLoop, profile.CauseSleep, profile.CauseUnknown,
 }
 
 const numCauses = len(causeNames)

@@ -15,11 +15,34 @@ const (
 	Epoll Category = "epoll" // idle in epoll/poll/select
 	Sleep Category = "sleep" // in a sleep syscall
 	Queue Category = "queue" // request waited before a worker picked it up
+	// Loop: the request was ready (its bytes, its reply or its timer had
+	// come) but its event loop was busy with other requests' work.
+	Loop  Category = "loop"
 	Other Category = "other" // any other off-CPU time
 )
 
 // Categories lists every category in display order.
-var Categories = []Category{CPU, Runq, Net, File, Lock, Epoll, Sleep, Queue, Other}
+var Categories = []Category{CPU, Runq, Net, File, Lock, Epoll, Sleep, Queue, Loop, Other}
+
+// Accounting is how a profile's breakdown was measured.
+type Accounting string
+
+// Accounting models (contract: DESIGN.md, the proto's Profile.accounting).
+const (
+	// AccountingThread: the serving thread's kernel counters between the
+	// request's read and its response: exact for a thread per request.
+	AccountingThread Accounting = "thread"
+	// AccountingEventLoop: one thread served many requests; its time was
+	// cut at socket events and idle waits and given to the request it
+	// worked for or that waited (sidecar/assemble/loop.go).
+	AccountingEventLoop Accounting = "event_loop"
+	// AccountingGoroutine: Go, the request's goroutine on whatever threads
+	// ran it.
+	AccountingGoroutine Accounting = "goroutine"
+	// AccountingEstimated: the camera could not follow the request's work
+	// exactly; PartialReason says what is missing.
+	AccountingEstimated Accounting = "estimated"
+)
 
 // Cause is the diagnosed root cause of a slow request.
 type Cause string
@@ -35,6 +58,7 @@ const (
 	CauseLock      Cause = "lock"
 	CauseGC        Cause = "gc"
 	CauseQueue     Cause = "queue"
+	CauseLoop      Cause = "loop"
 	CauseSleep     Cause = "sleep"
 	CauseUnknown   Cause = "unknown"
 )
@@ -98,6 +122,8 @@ type Profile struct {
 	// CPU the hypervisor did not run (a VM's steal clock): a busy host, not
 	// the service. Its own CPU clock leaves that time out too.
 	StealNS int64 `json:"steal_ns,omitempty"`
+	// Accounting says how the breakdown was measured.
+	Accounting Accounting `json:"accounting,omitempty"`
 }
 
 // Segment is one wait of the serving thread longer than the segment
@@ -126,6 +152,9 @@ type Segment struct {
 	WakerTID  uint32 `json:"waker_tid,omitempty"`
 	WakerName string `json:"waker_name,omitempty"`
 	Detail    string `json:"detail,omitempty"`
+	// HolderTraceID (loop segments) is the trace of the request the event
+	// loop was busy with.
+	HolderTraceID string `json:"holder_trace_id,omitempty"`
 }
 
 // DNSQuery is one DNS lookup made while serving the request.

@@ -48,6 +48,7 @@ func ToProto(p *profile.Profile) *tracecamv1.Profile {
 		Baseline:      BaselineToProto(p.Baseline),
 		Tcp:           tcpToProto(p.TCP),
 		StealNs:       p.StealNS,
+		Accounting:    str(string(p.Accounting)),
 	}
 	if !p.StartTime.IsZero() {
 		out.StartTime = timestamppb.New(p.StartTime)
@@ -79,6 +80,7 @@ func ToProto(p *profile.Profile) *tracecamv1.Profile {
 				WakerTid:      s.WakerTID,
 				WakerName:     str(s.WakerName),
 				Detail:        str(s.Detail),
+				HolderTraceId: str(s.HolderTraceID),
 			}
 		}
 	}
@@ -153,6 +155,7 @@ func FromProto(p *tracecamv1.Profile) *profile.Profile {
 		Baseline:      BaselineFromProto(p.GetBaseline()),
 		TCP:           tcpFromProto(p.GetTcp()),
 		StealNS:       p.GetStealNs(),
+		Accounting:    profile.Accounting(p.GetAccounting()),
 	}
 	if ts := p.GetStartTime(); ts != nil {
 		out.StartTime = time.Unix(ts.GetSeconds(), int64(ts.GetNanos())).UTC()
@@ -181,6 +184,7 @@ func FromProto(p *tracecamv1.Profile) *profile.Profile {
 				WakerTID:      s.GetWakerTid(),
 				WakerName:     s.GetWakerName(),
 				Detail:        s.GetDetail(),
+				HolderTraceID: s.GetHolderTraceId(),
 			}
 		}
 	}

@@ -34,7 +34,7 @@ func full() *profile.Profile {
 		Timeline: []profile.Segment{{
 			Category: profile.Lock, StartOffsetNS: 400 * us, DurationNS: 201 * ms, RunqNS: 2 * ms, Count: 3,
 			Syscall: "futex", FDKind: "socket", FD: 11, Peer: "10.96.14.2:9000", File: "/tmp/x", Bytes: 2300,
-			WakerTID: 1239, WakerName: "holder", Detail: "detail",
+			WakerTID: 1239, WakerName: "holder", Detail: "detail", HolderTraceID: "4bf92f3577b34da6a3ce929d0e0e4737",
 		}, {Category: profile.Net, StartOffsetNS: 1, DurationNS: 2}},
 		DNS: []profile.DNSQuery{{
 			Name: "backend.default.svc.cluster.local", Type: "A", Rcode: "NXDOMAIN", Server: "10.96.0.10:53",
@@ -53,8 +53,9 @@ func full() *profile.Profile {
 			Method: "GET", Route: "/downstream", Samples: 240, Warm: true, DurationNS: 10 * ms, DurationP90NS: 14 * ms,
 			Breakdown: map[profile.Category]int64{profile.Net: 5 * ms, profile.CPU: 4 * ms}, DNSNS: 1 * ms,
 		},
-		TCP:     &profile.TCPSend{WindowLimitedNS: 812_000_000, PeerWindowMinBytes: 87_040, PeerWindowBytes: 4096, DeliveryNS: 370_000_000},
-		StealNS: 1_500_000,
+		TCP:        &profile.TCPSend{WindowLimitedNS: 812_000_000, PeerWindowMinBytes: 87_040, PeerWindowBytes: 4096, DeliveryNS: 370_000_000},
+		StealNS:    1_500_000,
+		Accounting: profile.AccountingEventLoop,
 	}
 }
 

@@ -128,6 +128,12 @@ func (t *textView) header(p *profile.Profile) {
 		if p.ThreadName != "" {
 			ids += " (" + clean(p.ThreadName) + ")"
 		}
+		if p.Accounting != "" {
+			// How the breakdown was measured: a thread's exact counters,
+			// an event loop's time cut per request, a goroutine, or an
+			// estimate.
+			ids += " · " + clean(string(p.Accounting))
+		}
 		who = append(who, ids)
 	}
 	if p.Client != "" {

@@ -402,8 +402,8 @@ type Profile struct {
 	DurationNs    int64                  `protobuf:"varint,19,opt,name=duration_ns,json=durationNs,proto3" json:"duration_ns,omitempty"`
 	RequestBytes  int64                  `protobuf:"varint,20,opt,name=request_bytes,json=requestBytes,proto3" json:"request_bytes,omitempty"`
 	ResponseBytes int64                  `protobuf:"varint,21,opt,name=response_bytes,json=responseBytes,proto3" json:"response_bytes,omitempty"`
-	// Category (cpu, runq, net, file, lock, epoll, sleep, queue, other) to
-	// nanoseconds; sums to duration_ns.
+	// Category (cpu, runq, net, file, lock, epoll, sleep, queue, loop,
+	// other) to nanoseconds; sums to duration_ns.
 	Breakdown map[string]int64 `protobuf:"bytes,22,rep,name=breakdown,proto3" json:"breakdown,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
 	// Waits longer than the segment threshold.
 	Timeline  []*Segment     `protobuf:"bytes,23,rep,name=timeline,proto3" json:"timeline,omitempty"`
@@ -422,7 +422,14 @@ type Profile struct {
 	// Part of breakdown["runq"]: time the serving thread was on a CPU that
 	// the hypervisor did not run (the kernel's steal clock, in a VM): a busy
 	// host, not the service. The thread's own CPU clock leaves it out too.
-	StealNs       int64 `protobuf:"varint,31,opt,name=steal_ns,json=stealNs,proto3" json:"steal_ns,omitempty"`
+	StealNs int64 `protobuf:"varint,31,opt,name=steal_ns,json=stealNs,proto3" json:"steal_ns,omitempty"`
+	// How the breakdown was measured: "thread" (the serving thread's kernel
+	// counters, exact), "event_loop" (one thread serving many requests: its
+	// time cut at socket events and idle waits and given to the request it
+	// worked for or waited for), "goroutine" (Go: the request's goroutine on
+	// whatever threads ran it), "estimated" (the camera could not follow the
+	// request's work and says so in partial_reason).
+	Accounting    string `protobuf:"bytes,32,opt,name=accounting,proto3" json:"accounting,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -672,6 +679,13 @@ func (x *Profile) GetStealNs() int64 {
 		return x.StealNs
 	}
 	return 0
+}
+
+func (x *Profile) GetAccounting() string {
+	if x != nil {
+		return x.Accounting
+	}
+	return ""
 }
 
 // What held back sending the response: the client's advertised receive
@@ -1004,9 +1018,11 @@ type Segment struct {
 	File  string `protobuf:"bytes,10,opt,name=file,proto3" json:"file,omitempty"`
 	Bytes int64  `protobuf:"varint,11,opt,name=bytes,proto3" json:"bytes,omitempty"`
 	// The thread that woke the waiter: the lock holder for futex waits.
-	WakerTid      uint32 `protobuf:"varint,12,opt,name=waker_tid,json=wakerTid,proto3" json:"waker_tid,omitempty"`
-	WakerName     string `protobuf:"bytes,13,opt,name=waker_name,json=wakerName,proto3" json:"waker_name,omitempty"`
-	Detail        string `protobuf:"bytes,14,opt,name=detail,proto3" json:"detail,omitempty"`
+	WakerTid  uint32 `protobuf:"varint,12,opt,name=waker_tid,json=wakerTid,proto3" json:"waker_tid,omitempty"`
+	WakerName string `protobuf:"bytes,13,opt,name=waker_name,json=wakerName,proto3" json:"waker_name,omitempty"`
+	Detail    string `protobuf:"bytes,14,opt,name=detail,proto3" json:"detail,omitempty"`
+	// loop segments: the trace of the request the event loop was busy with.
+	HolderTraceId string `protobuf:"bytes,15,opt,name=holder_trace_id,json=holderTraceId,proto3" json:"holder_trace_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1135,6 +1151,13 @@ func (x *Segment) GetWakerName() string {
 func (x *Segment) GetDetail() string {
 	if x != nil {
 		return x.Detail
+	}
+	return ""
+}
+
+func (x *Segment) GetHolderTraceId() string {
+	if x != nil {
+		return x.HolderTraceId
 	}
 	return ""
 }
@@ -1949,7 +1972,7 @@ const file_tracecam_v1_profiler_proto_rawDesc = "" +
 	"\vpath_prefix\x18\x02 \x01(\tR\n" +
 	"pathPrefix\x12\x14\n" +
 	"\x05cause\x18\x03 \x01(\tR\x05cause\"\x12\n" +
-	"\x10GetStatusRequest\"\xfd\b\n" +
+	"\x10GetStatusRequest\"\x9d\t\n" +
 	"\aProfile\x12\x19\n" +
 	"\btrace_id\x18\x01 \x01(\tR\atraceId\x12\x17\n" +
 	"\aspan_id\x18\x02 \x01(\tR\x06spanId\x12$\n" +
@@ -1986,7 +2009,10 @@ const file_tracecam_v1_profiler_proto_rawDesc = "" +
 	"\x0epartial_reason\x18\x1c \x01(\tR\rpartialReason\x121\n" +
 	"\bbaseline\x18\x1d \x01(\v2\x15.tracecam.v1.BaselineR\bbaseline\x12&\n" +
 	"\x03tcp\x18\x1e \x01(\v2\x14.tracecam.v1.TCPSendR\x03tcp\x12\x19\n" +
-	"\bsteal_ns\x18\x1f \x01(\x03R\astealNs\x1a<\n" +
+	"\bsteal_ns\x18\x1f \x01(\x03R\astealNs\x12\x1e\n" +
+	"\n" +
+	"accounting\x18  \x01(\tR\n" +
+	"accounting\x1a<\n" +
 	"\x0eBreakdownEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\"\xb5\x01\n" +
@@ -2017,7 +2043,7 @@ const file_tracecam_v1_profiler_proto_rawDesc = "" +
 	"\tbaselines\x18\x01 \x03(\v2\x15.tracecam.v1.BaselineR\tbaselines\x12\x16\n" +
 	"\x06window\x18\x02 \x01(\tR\x06window\x12\x1f\n" +
 	"\vmin_samples\x18\x03 \x01(\x05R\n" +
-	"minSamples\"\xf2\x02\n" +
+	"minSamples\"\x9a\x03\n" +
 	"\aSegment\x12\x1a\n" +
 	"\bcategory\x18\x01 \x01(\tR\bcategory\x12&\n" +
 	"\x0fstart_offset_ns\x18\x02 \x01(\x03R\rstartOffsetNs\x12\x1f\n" +
@@ -2035,7 +2061,8 @@ const file_tracecam_v1_profiler_proto_rawDesc = "" +
 	"\twaker_tid\x18\f \x01(\rR\bwakerTid\x12\x1d\n" +
 	"\n" +
 	"waker_name\x18\r \x01(\tR\twakerName\x12\x16\n" +
-	"\x06detail\x18\x0e \x01(\tR\x06detail\"\xdd\x01\n" +
+	"\x06detail\x18\x0e \x01(\tR\x06detail\x12&\n" +
+	"\x0fholder_trace_id\x18\x0f \x01(\tR\rholderTraceId\"\xdd\x01\n" +
 	"\bDNSQuery\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04type\x18\x02 \x01(\tR\x04type\x12\x14\n" +
