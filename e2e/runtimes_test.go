@@ -135,9 +135,11 @@ func runLoopScenarios(t *testing.T, kind string) {
 		get(t, w.base+"/sleep?ms=200", id)
 		p := w.side.waitProfile(t, id, 10*time.Second)
 		checkSums(t, p)
-		// A 200 ms timer: at least 200 ms of the request is the wait for it.
-		if got := ms(p.Breakdown[profile.Sleep]); got < 195 || p.Diagnosis.Cause != profile.CauseSleep || p.Accounting != wantAccounting {
-			t.Errorf("want ≥ 195 ms of sleep, cause sleep, accounting %s, got sleep %.1f ms:\n%s", wantAccounting, got, dump(p))
+		// A 200 ms timer: the request waited for it; a few ms of the loop's
+		// own housekeeping meanwhile (uvicorn's 100 ms tick) may count as
+		// the request's work.
+		if got := ms(p.Breakdown[profile.Sleep]); got < 190 || p.Diagnosis.Cause != profile.CauseSleep || p.Accounting != wantAccounting {
+			t.Errorf("want ≥ 190 ms of sleep, cause sleep, accounting %s, got sleep %.1f ms:\n%s", wantAccounting, got, dump(p))
 		}
 	})
 

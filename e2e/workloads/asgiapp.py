@@ -40,26 +40,28 @@ DATA_DIR = tempfile.mkdtemp(prefix="asgiapp-")
 DOWNSTREAM = None
 
 
-@app.middleware("http")
-async def ground_truth(request: Request, call_next):
-    begin = truth.start()
-    response = await call_next(request)
-    tp = request.headers.get("traceparent")
-    extra = getattr(request.state, "truth", {})
-    body = getattr(response, "body_iterator", None)
-    if body is None:
-        truth.emit(truth.trace_of(tp), begin, **extra)
-        return response
+class GroundTruth:
+    """ASGI middleware: the TRUTH line of a traced request once the last
+    body message has been handed to the transport (on send, not when a
+    body iterator ends: a client that disconnects right after the response
+    may cancel the streaming task first)."""
 
-    # Streaming responses (what call_next returns): the TRUTH line goes out
-    # once the last body chunk has been handed to the transport.
-    async def tail():
-        async for chunk in body:
-            yield chunk
-        truth.emit(truth.trace_of(tp), begin, **extra)
+    def __init__(self, inner):
+        self.inner = inner
 
-    response.body_iterator = tail()
-    return response
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.inner(scope, receive, send)
+        begin = truth.start()
+        tp = dict(scope.get("headers") or []).get(b"traceparent", b"").decode()
+        state = scope.setdefault("state", {})
+
+        async def send_and_tell(message):
+            await send(message)
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                truth.emit(truth.trace_of(tp), begin, **state.get("truth", {}))
+
+        return await self.inner(scope, receive, send_and_tell)
 
 
 @app.get("/cpu", response_class=PlainTextResponse)
@@ -72,7 +74,7 @@ async def cpu(request: Request, ms: int = 200):
             x = (x * 31 + i) & 0xFFFFFFFF
         if time.thread_time_ns() >= deadline:
             break
-    request.state.truth = {"burn_ns": time.thread_time_ns() - t0}
+    request.state.truth = {"burn_ns": time.thread_time_ns() - t0}  # the TRUTH line's extra
     return "cpu ms=%d\n" % ms
 
 
@@ -128,7 +130,7 @@ def main():
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((args.bind, args.port))
     sock.listen(1024)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+    server = uvicorn.Server(uvicorn.Config(GroundTruth(app), log_level="warning", access_log=False))
     sys.stdout.write("READY port=%d pid=%d\n" % (sock.getsockname()[1], os.getpid()))
     sys.stdout.flush()
     server.run(sockets=[sock])

@@ -335,6 +335,13 @@ func (lt *loopTrack) loopBreakdown(r *request, end uint64) (map[profile.Category
 			// The loop worked for another request (or for none): r waited
 			// for its own event until it happened, then for the loop.
 			ready, cat, peer, detail := r.readyAt(lt, i, lo)
+			if iv.owner == nil && cat == profile.Sleep {
+				// Housekeeping of the loop's own (a server's periodic tick),
+				// not another request: a timer's due time, estimated from
+				// the loop's next timeout, which may well be that tick's, is
+				// no reason to call r ready — it waited for its timer.
+				ready = hi
+			}
 			if ready > lo {
 				wait(cat, lo, min(ready, hi), peer, nil, detail)
 			}
