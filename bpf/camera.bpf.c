@@ -707,6 +707,12 @@ static __always_inline void settle(struct thread_state *st, struct cpu_switch in
 			in_ts = st->off_ts;
 		if (st->wake_ts >= st->off_ts && st->wake_ts <= in_ts)
 			blocked = st->wake_ts - st->off_ts;
+		else if (st->off_cat != CAT_RUNQ)
+			/* Blocked, but no wake-up seen: its sched_waking ran before
+			 * this program marked the thread off CPU (the waker raced
+			 * the switch-out). The wait is the thread's, not a wait for
+			 * a CPU: the scheduler's run delay agrees. */
+			blocked = in_ts - st->off_ts;
 		runq = in_ts - st->off_ts - blocked;
 		/* A timed futex wait ended by something outside the process (the
 		 * timer, from whatever task its interrupt hit) expired: nobody
