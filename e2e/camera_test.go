@@ -54,18 +54,8 @@ func startWorld(t *testing.T, kind string) *world {
 	// FUSE filesystem whose fsync takes fsyncLatency, and which counts the
 	// time it took to serve each file (the ground truth of the file waits).
 	// A real disk is fast on one machine and slow on another.
-	dataDir := t.TempDir()
-	storage, err := fusefs.Mount(dataDir, fusefs.Config{Default: fusefs.Latency{Fsync: fsyncLatency}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := storage.Unmount(); err != nil {
-			t.Errorf("unmounting the data directory: %v", err)
-		}
-	})
-	w.dataDir, w.storage = dataDir, storage
-	args := []string{"--port", "0", "--data-dir", dataDir, "--downstream", w.slowAddr, "--dns-server", w.dnsAddr}
+	w.dataDir, w.storage = slowDataDir(t)
+	args := []string{"--port", "0", "--data-dir", w.dataDir, "--downstream", w.slowAddr, "--dns-server", w.dnsAddr}
 	switch kind {
 	case "python":
 		w.server = start(t, &w.cg, "python3", append([]string{"workloads/pyserver.py"}, args...)...)
@@ -76,6 +66,23 @@ func startWorld(t *testing.T, kind string) *world {
 	}
 	w.base = "http://127.0.0.1:" + w.server.waitReady(t, 60*time.Second)
 	return w
+}
+
+// slowDataDir mounts a data directory on the test's FUSE filesystem, whose
+// every fsync takes fsyncLatency (unmounted when the test ends).
+func slowDataDir(t *testing.T) (string, *fusefs.FS) {
+	t.Helper()
+	dir := t.TempDir()
+	storage, err := fusefs.Mount(dir, fusefs.Config{Default: fusefs.Latency{Fsync: fsyncLatency}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := storage.Unmount(); err != nil {
+			t.Errorf("unmounting the data directory: %v", err)
+		}
+	})
+	return dir, storage
 }
 
 // checkInvariants holds for every profile, whatever the workload.
@@ -93,15 +100,7 @@ func checkInvariants(t *testing.T, p *profile.Profile, pid int) {
 	if p.StartTime.IsZero() || time.Since(p.StartTime) > 5*time.Minute || time.Until(p.StartTime) > time.Second {
 		t.Errorf("start_time %v is not now", p.StartTime)
 	}
-	sum := sumBreakdown(p)
-	if diff := sum - p.DurationNS; diff < -p.DurationNS/100 || diff > p.DurationNS/100 {
-		t.Errorf("breakdown sums to %d ns, duration %d ns: off by more than 1%%", sum, p.DurationNS)
-	}
-	for c, v := range p.Breakdown {
-		if v < 0 {
-			t.Errorf("negative %s: %d", c, v)
-		}
-	}
+	checkSums(t, p)
 	if p.Diagnosis.Cause == "" || p.Diagnosis.Summary == "" {
 		t.Errorf("no diagnosis")
 	}

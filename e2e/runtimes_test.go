@@ -61,17 +61,7 @@ func startLoopWorld(t *testing.T, kind string) *loopWorld {
 	}
 	slow := start(t, nil, "python3", "workloads/slowserver.py", "--port", "0")
 	w.slowAddr = "127.0.0.1:" + slow.waitReady(t, 20*time.Second)
-	w.dataDir = t.TempDir()
-	storage, err := fusefs.Mount(w.dataDir, fusefs.Config{Default: fusefs.Latency{Fsync: fsyncLatency}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.storage = storage
-	t.Cleanup(func() {
-		if err := storage.Unmount(); err != nil {
-			t.Errorf("unmounting the data directory: %v", err)
-		}
-	})
+	w.dataDir, w.storage = slowDataDir(t)
 	w.side = startSidecar(t, &w.cg, nil)
 	w.server = start(t, &w.cg, cmd[0], append(cmd[1:], "--port", "0", "--data-dir", w.dataDir, "--downstream", w.slowAddr)...)
 	w.base = "http://127.0.0.1:" + w.server.waitReady(t, 60*time.Second)
@@ -82,7 +72,8 @@ func startLoopWorld(t *testing.T, kind string) *loopWorld {
 	return w
 }
 
-// checkSums holds for every profile: the breakdown sums to the duration.
+// checkSums holds for every profile: the breakdown sums to the duration
+// (within 1%) and no category is negative.
 func checkSums(t *testing.T, p *profile.Profile) {
 	t.Helper()
 	sum := sumBreakdown(p)
@@ -94,6 +85,13 @@ func checkSums(t *testing.T, p *profile.Profile) {
 			t.Errorf("%s: negative %s: %d", p.Path, c, v)
 		}
 	}
+}
+
+// checkRuntimeProfile is checkSums plus the accounting every runtime's
+// profile must state.
+func checkRuntimeProfile(t *testing.T, p *profile.Profile) {
+	t.Helper()
+	checkSums(t, p)
 	if p.Accounting == "" {
 		t.Errorf("%s: no accounting", p.Path)
 	}
@@ -121,7 +119,7 @@ func runLoopScenarios(t *testing.T, kind string) {
 		get(t, w.base+"/cpu?ms=200", id)
 		p := w.side.waitProfile(t, id, 10*time.Second)
 		tr := w.server.truth(t, id, 10*time.Second)
-		checkSums(t, p)
+		checkRuntimeProfile(t, p)
 		// The loop thread's own CPU clock over the request (nothing else
 		// ran on the loop meanwhile).
 		if got, want := ms(p.Breakdown[profile.CPU]), ms(tr.CPU); !within(got, want, 0.10) {
@@ -134,7 +132,7 @@ func runLoopScenarios(t *testing.T, kind string) {
 		id := newTraceID()
 		get(t, w.base+"/sleep?ms=200", id)
 		p := w.side.waitProfile(t, id, 10*time.Second)
-		checkSums(t, p)
+		checkRuntimeProfile(t, p)
 		// A 200 ms timer: the request waited for it; a few ms of the loop's
 		// own housekeeping meanwhile (uvicorn's 100 ms tick) may count as
 		// the request's work.
@@ -147,7 +145,7 @@ func runLoopScenarios(t *testing.T, kind string) {
 		id := newTraceID()
 		get(t, w.base+"/downstream?ms=200", id)
 		p := w.side.waitProfile(t, id, 10*time.Second)
-		checkSums(t, p)
+		checkRuntimeProfile(t, p)
 		if got := ms(p.Breakdown[profile.Net]); got < 195 || p.Diagnosis.Cause != profile.CauseNet {
 			t.Errorf("want ≥ 195 ms of net, cause net, got net %.1f ms:\n%s", got, dump(p))
 		}
@@ -162,7 +160,7 @@ func runLoopScenarios(t *testing.T, kind string) {
 		get(t, w.base+"/fsync?n=10&kb=16", id)
 		p := w.side.waitProfile(t, id, 10*time.Second)
 		tr := w.server.truth(t, id, 10*time.Second)
-		checkSums(t, p)
+		checkRuntimeProfile(t, p)
 		served := w.storage.Stats()["fsync.log"].Time().Nanoseconds()
 		if file := p.Breakdown[profile.File]; file < served*9/10 || file > served*11/10+2e6 {
 			t.Errorf("file = %.1f ms, the filesystem served the request's I/O in %.1f ms:\n%s", ms(file), ms(served), dump(p))
@@ -176,7 +174,7 @@ func runLoopScenarios(t *testing.T, kind string) {
 			id := newTraceID()
 			get(t, w.base+"/lock?ms=200", id)
 			p := w.side.waitProfile(t, id, 10*time.Second)
-			checkSums(t, p)
+			checkRuntimeProfile(t, p)
 			if got := ms(p.Breakdown[profile.Lock]); got < 150 || p.Diagnosis.Cause != profile.CauseLock || !strings.Contains(p.Diagnosis.Summary, "lock-holder") {
 				t.Errorf("want ≥ 150 ms of lock held by lock-holder, got lock %.1f ms:\n%s", got, dump(p))
 			}
@@ -211,7 +209,7 @@ func runLoopScenarios(t *testing.T, kind string) {
 		hogID := ids["/cpu?ms=300"]
 		hog := w.side.waitProfile(t, hogID, 10*time.Second)
 		hogTruth := w.server.truth(t, hogID, 10*time.Second)
-		checkSums(t, hog)
+		checkRuntimeProfile(t, hog)
 		burn := hogTruth.CPU
 		if v, err := strconv.ParseInt(hogTruth.Extra["burn_ns"], 10, 64); err == nil {
 			burn = v
@@ -222,7 +220,7 @@ func runLoopScenarios(t *testing.T, kind string) {
 		expectCause(t, hog, hogTruth, profile.CauseCPU, burn)
 		for _, path := range []string{"/sleep?ms=200", "/downstream?ms=200"} {
 			p := w.side.waitProfile(t, ids[path], 10*time.Second)
-			checkSums(t, p)
+			checkRuntimeProfile(t, p)
 			t.Logf("%s: %s accounting %s: %s", path, profile.FormatDuration(p.DurationNS), p.Accounting, p.Diagnosis.Summary)
 			// Never charged the hog's CPU.
 			if cpu := p.Breakdown[profile.CPU]; cpu > burn/10 {

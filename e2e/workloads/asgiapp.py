@@ -20,15 +20,14 @@ include other requests' callbacks: burn_ns is /cpu's own burn.
     GET /fast               immediate reply
 """
 
-import argparse
 import asyncio
 import os
-import socket
 import sys
 import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import serving  # noqa: E402
 import truth  # noqa: E402
 
 import uvicorn  # noqa: E402
@@ -115,24 +114,12 @@ async def fast():
 
 def main():
     global DATA_DIR, DOWNSTREAM
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--port", type=int, default=0)
-    ap.add_argument("--bind", default="127.0.0.1")
-    ap.add_argument("--data-dir", default=None)
-    ap.add_argument("--downstream", default=None)
-    args = ap.parse_args()
-    if args.data_dir:
-        DATA_DIR = args.data_dir
-    if args.downstream:
-        h, _, p = args.downstream.rpartition(":")
-        DOWNSTREAM = (h or "127.0.0.1", int(p))
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((args.bind, args.port))
-    sock.listen(1024)
+    args = serving.parse()
+    DATA_DIR = args.data_dir or DATA_DIR
+    DOWNSTREAM = args.downstream
+    sock = serving.listen(args)
     server = uvicorn.Server(uvicorn.Config(GroundTruth(app), log_level="warning", access_log=False))
-    sys.stdout.write("READY port=%d pid=%d\n" % (sock.getsockname()[1], os.getpid()))
-    sys.stdout.flush()
+    serving.ready(sock)
     server.run(sockets=[sock])
 
 

@@ -20,7 +20,6 @@ response (after writing it).
     GET /fast               immediate reply
 """
 
-import argparse
 import ctypes
 import ctypes.util
 import os
@@ -31,6 +30,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import serving  # noqa: E402
 import truth  # noqa: E402
 
 from flask import Flask, request  # noqa: E402
@@ -155,29 +155,16 @@ class Gunicorn(BaseApplication):
 
 def main():
     global DATA_DIR, DOWNSTREAM
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--port", type=int, default=0)
-    ap.add_argument("--bind", default="127.0.0.1")
-    ap.add_argument("--worker-class", default="sync", choices=["sync", "gthread"])
-    ap.add_argument("--data-dir", default=None)
-    ap.add_argument("--downstream", default=None)
-    args = ap.parse_args()
-    if args.data_dir:
-        DATA_DIR = args.data_dir
-    if args.downstream:
-        h, _, p = args.downstream.rpartition(":")
-        DOWNSTREAM = (h or "127.0.0.1", int(p))
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((args.bind, args.port))
-    sock.listen(1024)
+    args = serving.parse(lambda ap: ap.add_argument("--worker-class", default="sync", choices=["sync", "gthread"]))
+    DATA_DIR = args.data_dir or DATA_DIR
+    DOWNSTREAM = args.downstream
+    sock = serving.listen(args)
     sock.set_inheritable(True)
     opts = {"bind": "fd://%d" % sock.fileno(), "worker_class": args.worker_class, "workers": 1,
             "loglevel": "warning", "accesslog": None, "timeout": 60}
     if args.worker_class == "gthread":
         opts["threads"] = 4
-    sys.stdout.write("READY port=%d pid=%d\n" % (sock.getsockname()[1], os.getpid()))
-    sys.stdout.flush()
+    serving.ready(sock)
     Gunicorn(opts).run()
 
 

@@ -406,7 +406,6 @@ func (a *Assembler) startRequest(c *conn, d *event.Data, b []byte, n int64, pipe
 		rwndStart: d.RwndLimitedNS, rwndLast: d.RwndLimitedNS, wndMin: -1, wndLast: -1}
 	r.reqBytes = n
 	r.key = c.key
-	a.loopOf(d.TID).inflight[r] = struct{}{}
 	if !pipelined && d.Arrival != 0 && d.Arrival < d.TS {
 		// The bytes waited in the socket's receive buffer until this thread,
 		// busy elsewhere, read them (a saturated worker pool): the request
@@ -415,6 +414,7 @@ func (a *Assembler) startRequest(c *conn, d *event.Data, b []byte, n int64, pipe
 		r.bufferedNS = int64(d.TS - d.Arrival)
 		r.queueNS = r.bufferedNS
 	}
+	a.loopOf(d.TID).begin(r)
 	a.parseHead(r, b, int64(len(b)) == n)
 	if c.cur == nil {
 		c.cur = r
@@ -684,7 +684,7 @@ func (a *Assembler) release(r *request) {
 		t.serving = nil
 	}
 	if t != nil && t.loop != nil {
-		delete(t.loop.inflight, r)
+		t.loop.end(r)
 	}
 }
 
@@ -812,11 +812,7 @@ func (a *Assembler) build(c *conn, r *request, partialWhy string) *profile.Profi
 		// an estimate at best; say so rather than blame them.
 		p.Accounting = profile.AccountingEstimated
 		if r.lastTID == r.tid {
-			for i := 0; i < event.NumCategories; i++ {
-				if d := int64(r.lastCnt[i] - r.startCnt[i]); d > 0 && r.lastCnt[i] >= r.startCnt[i] {
-					p.Breakdown[kernelCategory[i]] += d
-				}
-			}
+			addThreadCounters(p, r)
 		} else {
 			a.c.CrossThread++
 			p.Breakdown[profile.Other] = p.DurationNS
@@ -833,11 +829,7 @@ func (a *Assembler) build(c *conn, r *request, partialWhy string) *profile.Profi
 	case r.lastTID == r.tid:
 		// Breakdown: exact difference of the serving thread's counters.
 		p.Accounting = profile.AccountingThread
-		for i := 0; i < event.NumCategories; i++ {
-			if d := int64(r.lastCnt[i] - r.startCnt[i]); d > 0 && r.lastCnt[i] >= r.startCnt[i] {
-				p.Breakdown[kernelCategory[i]] += d
-			}
-		}
+		addThreadCounters(p, r)
 		if r.queueNS > 0 {
 			p.Breakdown[profile.Queue] += r.queueNS
 		}
@@ -875,6 +867,16 @@ func (a *Assembler) build(c *conn, r *request, partialWhy string) *profile.Profi
 	// The diagnosis is left to whoever hands the profile out (diagnose is
 	// pure and costs more than assembling): most profiles are never read.
 	return p
+}
+
+// addThreadCounters adds the serving thread's counter differences over r
+// to p's breakdown.
+func addThreadCounters(p *profile.Profile, r *request) {
+	for i := 0; i < event.NumCategories; i++ {
+		if d := int64(r.lastCnt[i] - r.startCnt[i]); d > 0 && r.lastCnt[i] >= r.startCnt[i] {
+			p.Breakdown[kernelCategory[i]] += d
+		}
+	}
 }
 
 // traceContext is r's trace context: from its headers, or made up (once).

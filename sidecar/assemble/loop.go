@@ -51,6 +51,41 @@ type loopTrack struct {
 	owners map[uint64]*request
 	// inflight holds the requests this thread read and has not answered.
 	inflight map[*request]struct{}
+	// oldest is the earliest start of a request in flight (0: none, or
+	// to be recomputed after the request that had it left).
+	oldest uint64
+}
+
+// begin and end keep the requests in flight, and the earliest start among
+// them, up to date.
+func (lt *loopTrack) begin(r *request) {
+	lt.inflight[r] = struct{}{}
+	if lt.oldest == 0 || r.start < lt.oldest {
+		lt.oldest = r.start
+	}
+}
+
+func (lt *loopTrack) end(r *request) {
+	if _, ok := lt.inflight[r]; !ok {
+		return
+	}
+	delete(lt.inflight, r)
+	if r.start == lt.oldest {
+		lt.oldest = 0 // recomputed when next needed
+	}
+}
+
+func (lt *loopTrack) oldestStart() uint64 {
+	if lt.oldest == 0 && len(lt.inflight) > 0 {
+		lt.oldest = ^uint64(0)
+		for r := range lt.inflight {
+			lt.oldest = min(lt.oldest, r.start)
+		}
+	}
+	if lt.oldest == 0 {
+		return ^uint64(0)
+	}
+	return lt.oldest
 }
 
 // loopInterval is a stretch of a loop thread's time.
@@ -80,24 +115,26 @@ func (a *Assembler) loopOf(tid uint32) *loopTrack {
 	return t.loop
 }
 
-// loopOwner is the request in flight that owns the socket of d, before d
-// is handled (nil for the read that starts a new request).
-func (a *Assembler) loopOwner(lt *loopTrack, d *event.Data) *request {
-	if c := a.conns[connKey{d.PID, d.Socket}]; c != nil && c.cur != nil {
+// loopOwner is the request in flight that owns the socket of d (nil for
+// the read that starts a new request), and whether the socket is a client
+// connection the assembler tracks.
+func (a *Assembler) loopOwner(lt *loopTrack, d *event.Data) (owner *request, client bool) {
+	c := a.conns[connKey{d.PID, d.Socket}]
+	if c != nil && c.cur != nil {
 		if !d.Out && !c.cur.respStarted && c.cur.tid != d.TID {
-			return nil
+			return nil, true
 		}
 		if _, ok := lt.inflight[c.cur]; ok {
-			return c.cur
+			return c.cur, true
 		}
 	}
 	if r := lt.owners[d.Socket]; r != nil {
 		if _, ok := lt.inflight[r]; ok {
-			return r
+			return r, c != nil
 		}
 		delete(lt.owners, d.Socket)
 	}
-	return nil
+	return nil, c != nil
 }
 
 // loopStep records the thread's time up to d, before d is handled, and
@@ -106,7 +143,10 @@ func (a *Assembler) loopOwner(lt *loopTrack, d *event.Data) *request {
 // starting), the request the thread was working for — which it then owns.
 func (a *Assembler) loopStep(d *event.Data) *request {
 	lt := a.loopOf(d.TID)
-	owner := a.loopOwner(lt, d)
+	owner, client := a.loopOwner(lt, d)
+	// A client socket, or the read of a new request: never a downstream
+	// call to adopt.
+	client = client || (!d.Out && httpparse.LooksLikeRequest(d.Bytes))
 	ctx := lt.lastOwner
 	if _, ok := lt.inflight[ctx]; !ok {
 		// The request the last event worked for is answered: what the
@@ -116,7 +156,7 @@ func (a *Assembler) loopStep(d *event.Data) *request {
 	}
 	if lt.last == 0 || d.TS < lt.last {
 		lt.last, lt.lastCnt, lt.lastSleep = d.TS, d.Counters, d.Loop.Sleep
-		return a.loopAdopt(lt, d, owner, ctx)
+		return lt.adopt(d, client, owner, ctx)
 	}
 	w := d.Loop
 	if w.Sleep != lt.lastSleep && w.Sleep >= lt.last && w.Sleep <= d.TS && w.Wake >= w.Sleep && w.Wake <= d.TS {
@@ -139,14 +179,14 @@ func (a *Assembler) loopStep(d *event.Data) *request {
 		lt.add(loopInterval{start: lt.last, end: d.TS, owner: work, cnt: sub(d.Counters, lt.lastCnt)})
 	}
 	lt.last, lt.lastCnt = d.TS, d.Counters
-	return a.loopAdopt(lt, d, owner, ctx)
+	return lt.adopt(d, client, owner, ctx)
 }
 
-// loopAdopt gives a socket no request owns (neither a client connection
+// adopt gives a socket no request owns (neither a client connection
 // nor a known downstream one) to ctx, and keeps the timing of the owner's
 // downstream calls.
-func (a *Assembler) loopAdopt(lt *loopTrack, d *event.Data, owner, ctx *request) *request {
-	if _, client := a.conns[connKey{d.PID, d.Socket}]; client || (!d.Out && httpparse.LooksLikeRequest(d.Bytes)) {
+func (lt *loopTrack) adopt(d *event.Data, client bool, owner, ctx *request) *request {
+	if client {
 		return owner
 	}
 	if owner == nil && ctx != nil {
@@ -165,7 +205,7 @@ func (a *Assembler) loopAdopt(lt *loopTrack, d *event.Data, owner, ctx *request)
 // owns d's socket now (the read of a request makes it the context).
 func (a *Assembler) loopAfter(d *event.Data) {
 	lt := a.loopOf(d.TID)
-	lt.lastOwner = a.loopOwner(lt, d)
+	lt.lastOwner, _ = a.loopOwner(lt, d)
 	lt.prune()
 }
 
@@ -209,12 +249,11 @@ func (lt *loopTrack) add(iv loopInterval) {
 	lt.ivs = append(lt.ivs, iv)
 }
 
-// prune forgets intervals no request in flight can need.
+// prune forgets intervals no request in flight can need. It runs per
+// socket event: the oldest start in flight is kept up to date as requests
+// come and go (oldestStart), not searched for here.
 func (lt *loopTrack) prune() {
-	oldest := lt.last
-	for r := range lt.inflight {
-		oldest = min(oldest, r.start)
-	}
+	oldest := min(lt.last, lt.oldestStart())
 	i := sort.Search(len(lt.ivs), func(i int) bool { return lt.ivs[i].end > oldest })
 	if i > 0 {
 		n := copy(lt.ivs, lt.ivs[i:])
