@@ -326,10 +326,19 @@ func (lt *loopTrack) loopBreakdown(r *request, end uint64) (map[profile.Category
 			continue
 		}
 		if lo > covered {
-			// No interval covers this stretch (history lost, or the
-			// request started before the thread's first event).
-			bd[profile.Other] += int64(lo - covered)
-			why = join(why, "part of the request happened before the camera followed its event loop")
+			// No interval covers this stretch: the request's bytes waited
+			// before the thread's first event the camera saw (a sidecar
+			// just started). Until its read that is a wait to be read,
+			// known from its bytes' arrival: queue, as for any thread;
+			// after it, history was lost.
+			if q := min(lo, r.served); q > covered {
+				bd[profile.Queue] += int64(q - covered)
+				covered = q
+			}
+			if lo > covered {
+				bd[profile.Other] += int64(lo - covered)
+				why = join(why, "part of the request happened before the camera followed its event loop")
+			}
 		}
 		covered = hi
 		switch {

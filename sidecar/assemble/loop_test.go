@@ -248,3 +248,24 @@ func TestGoProgramIsEstimated(t *testing.T) {
 		t.Errorf("accounting %q partial %v %q, want estimated with the Go reason", p.Accounting, p.Partial, p.PartialReason)
 	}
 }
+
+// A request whose bytes arrived before the loop thread's first event the
+// camera saw (a sidecar just started) waited to be read: queue, from its
+// bytes' arrival — not an unexplained gap.
+func TestEventLoopFirstRequestQueuedBeforeFirstEvent(t *testing.T) {
+	h := newHarness(t, Config{})
+	th := loopThread()
+	arrival := th.ts
+	th.spend(event.CatCPU, 5*ms) // the loop, busy before the camera looked
+	rd := th.read(1, traced("/late", traceSleep))
+	rd.Arrival, rd.ArrivalAny = arrival, arrival
+	h.feed(rd)
+	th.idle(50*ms, 0, th.ts+50*ms)
+	h.feed(th.write(1, resp(200, "x")))
+	h.wantN(1)
+	p := h.out[0]
+	checkExact(t, p)
+	if p.Accounting != profile.AccountingEventLoop || p.Partial || p.Breakdown[profile.Queue] != int64(5*ms) {
+		t.Errorf("accounting %s partial %v %q breakdown %v, want 5 ms of queue and nothing partial", p.Accounting, p.Partial, p.PartialReason, p.Breakdown)
+	}
+}
