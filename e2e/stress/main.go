@@ -181,8 +181,10 @@ func runTest(ctx context.Context, bin, name string, runs int) *result {
 			r.fail++
 			if r.firstFail == "" {
 				r.firstFail = failureLines(recent)
+				keepLog(name, recent)
 			}
 		}
+		recent = recent[:0] // the next run's lines are its own
 	}
 	cmd.Wait()
 	// A crash or a timeout ends the process before every run reported.
@@ -190,17 +192,35 @@ func runTest(ctx context.Context, bin, name string, runs int) *result {
 		r.fail += missing
 		if r.firstFail == "" {
 			r.firstFail = failureLines(recent)
+			keepLog(name, recent)
 		}
 	}
 	r.elapsed = time.Since(start)
 	return r
 }
 
-// failureWords mark the test output lines that report a failure rather
-// than log progress (t.Errorf and t.Logf lines look alike).
+// keepLog writes a failed run's whole output to .cache/stress/, for the
+// reader of a report line that had to be short.
+func keepLog(name string, lines []string) {
+	dir := filepath.Join(".cache", "stress")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return
+	}
+	f := filepath.Join(dir, name+"-"+time.Now().UTC().Format("150405")+".log")
+	if err := os.WriteFile(f, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err == nil {
+		fmt.Fprintf(os.Stderr, "        failed run's output: %s\n", f)
+	}
+}
+
+// failureWords mark the test output lines that likely report a failure when
+// the source line does not say (a helper marked t.Helper reports its caller's
+// line).
 var failureWords = []string{"want", "got", "diagnosed", "blamed", "charged", "differs", "no profile", "not ", "timeout", "exited"}
 
-// failureLines keeps the likely error lines of a failure, short.
+var logPosition = regexp.MustCompile(`^(\w+_test\.go):(\d+): `)
+
+// failureLines keeps the error lines of a failure, short. t.Errorf and t.Logf
+// lines look alike in the output, so the source line the output names decides.
 func failureLines(lines []string) string {
 	var keep []string
 	for _, l := range lines {
@@ -209,13 +229,20 @@ func failureLines(lines []string) string {
 			keep = append(keep, t)
 			continue
 		}
-		if !strings.Contains(t, "_test.go:") || strings.HasPrefix(t, "harness_test.go") {
+		m := logPosition.FindStringSubmatch(t)
+		if m == nil || m[1] == "harness_test.go" {
 			continue
 		}
-		for _, w := range failureWords {
-			if strings.Contains(t, w) {
-				keep = append(keep, t)
-				break
+		switch sourceCall(m[1], m[2]) {
+		case "fail":
+			keep = append(keep, t)
+		case "log":
+		default:
+			for _, w := range failureWords {
+				if strings.Contains(t, w) {
+					keep = append(keep, t)
+					break
+				}
 			}
 		}
 	}
@@ -223,10 +250,33 @@ func failureLines(lines []string) string {
 		keep = lines[len(lines)-min(3, len(lines)):]
 	}
 	s := strings.Join(keep, " / ")
-	if len(s) > 300 {
-		s = s[:300] + "…"
+	if len(s) > 400 {
+		s = s[:400] + "…"
 	}
 	return s
+}
+
+// sourceCall says whether e2e/<file> line n (or the two before it: a call
+// spread over lines) reports a failure ("fail"), logs ("log"), or neither
+// (a helper: "").
+func sourceCall(file, line string) string {
+	b, err := os.ReadFile(filepath.Join("e2e", file))
+	if err != nil {
+		return ""
+	}
+	var n int
+	fmt.Sscan(line, &n)
+	src := strings.Split(string(b), "\n")
+	for i := n - 1; i >= 0 && i >= n-3 && i < len(src); i-- {
+		s := src[i]
+		switch {
+		case strings.Contains(s, ".Error") || strings.Contains(s, ".Fatal"):
+			return "fail"
+		case strings.Contains(s, ".Log"):
+			return "log"
+		}
+	}
+	return ""
 }
 
 func render(tests, modes []string, results map[string]map[string]*result, runs int, took time.Duration) string {
