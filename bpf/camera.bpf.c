@@ -90,6 +90,15 @@ struct thread_state {
 	s64 mmsg_ret;
 	u32 mmsg_idx;
 	s32 mmsg_nr;
+	/* Go programs (the runtime.execute uprobe): the goroutine on this
+	 * thread (0: none known), its g, and the thread's counters when it got
+	 * on; 1 + the index of the binary's go_layout once execute was seen. */
+	u64 goid;
+	u64 gptr;
+	u64 g_base[NCAT];
+	u64 g_steal_base;
+	u32 g_seq; /* the goroutine's run number when it got on this thread */
+	u32 go_layout;
 };
 
 struct {
@@ -176,6 +185,7 @@ static __always_inline void fill_hdr(struct event_hdr *h, u8 type, u64 now)
 	h->_pad = 0;
 	h->ts = now;
 	h->lost_seq = lost_seq;
+	h->goid = 0;
 }
 
 /* The pod filter: the current task is inside the target subtree and not in
@@ -525,6 +535,7 @@ static __always_inline void emit_segment(struct thread_state *st, u64 now)
 	if (!e)
 		return;
 	fill_hdr(&e->h, EV_SEGMENT, now);
+	e->h.goid = st->goid;
 	e->start = st->agg_start;
 	e->wake = st->agg_wake;
 	e->run = st->agg_run;
@@ -563,6 +574,7 @@ static __always_inline void emit_runq(struct thread_state *st, u64 start, u64 ru
 	if (!e)
 		return;
 	fill_hdr(&e->h, EV_SEGMENT, now);
+	e->h.goid = st->goid;
 	e->start = start;
 	e->wake = 0;
 	e->run = run;
@@ -761,6 +773,295 @@ static __always_inline void settle(struct thread_state *st, struct cpu_switch in
 	st->on_steal = steal;
 }
 
+/* ---- goroutines (Go programs) ----
+ *
+ * A Go request belongs to a goroutine, and goroutines hop between threads
+ * and share them. Each goroutine gets counters like a thread's: while it is
+ * on a thread, the thread's counter increments are its own (folded in when
+ * it leaves, or at its socket events); while it is off every thread, the
+ * time goes to why it left, read from the runtime when it left (its status
+ * and wait reason), split at runtime.ready (when it was made runnable) into
+ * the wait and the time it then waited to run. Goroutine switches happen in
+ * user space, so they are seen by a uprobe on runtime.execute (the one
+ * function every switch-in goes through, ~1 µs a hit) and, when a goroutine
+ * parks and its thread goes idle without running another, by the thread's
+ * current g (read from its TLS) at the switch-out. */
+
+#define G_RUNNABLE 1
+#define G_RUNNING 2
+#define G_SYSCALL 3
+#define G_WAITING 4
+#define G_DEAD 6
+#define G_PREEMPTED 9
+#define G_SCAN 0x1000
+
+#define GO_LAYOUTS 64
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, GO_LAYOUTS);
+	__type(key, u32);
+	__type(value, struct go_layout);
+} go_layouts SEC(".maps");
+
+struct g_key {
+	u32 tgid;
+	u32 _pad;
+	u64 goid;
+};
+
+struct g_state {
+	u64 counters[NCAT];
+	u64 steal;
+	u64 off_ts;   /* left its thread at (0: on one, or not seen leaving) */
+	u64 ready_ts; /* made runnable at, while off */
+	u32 seq;      /* runs so far (execute calls seen) */
+	u8 off_cat;   /* what it left for */
+	u8 reason;    /* its wait reason then */
+	u8 woken_by_net; /* readied by a goroutine whose last wait was the network */
+	u8 last_cat;  /* its own last wait's category (0xff: none yet) */
+};
+
+/* Goroutines of the pod's Go programs seen running. Least recently used
+ * ones go first when full: a goroutine idle that long has no request in
+ * flight that needs its counters. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct g_key);
+	__type(value, struct g_state);
+} goroutines SEC(".maps");
+
+struct g_state g_zero = {};
+
+static __always_inline struct g_state *g_lookup(u64 goid)
+{
+	struct g_key k = { .tgid = bpf_get_current_pid_tgid() >> 32, .goid = goid };
+	return bpf_map_lookup_elem(&goroutines, &k);
+}
+
+static __always_inline struct g_state *g_get(u64 goid)
+{
+	struct g_key k = { .tgid = bpf_get_current_pid_tgid() >> 32, .goid = goid };
+	struct g_state *gs = bpf_map_lookup_elem(&goroutines, &k);
+	if (gs)
+		return gs;
+	bpf_map_update_elem(&goroutines, &k, &g_zero, BPF_NOEXIST);
+	gs = bpf_map_lookup_elem(&goroutines, &k);
+	if (gs)
+		gs->last_cat = 0xff;
+	return gs;
+}
+
+/* The thread's counters since the goroutine got on it become the
+ * goroutine's. */
+static __always_inline void g_fold(struct thread_state *st, struct g_state *gs)
+{
+	for (int i = 0; i < NCAT; i++) {
+		gs->counters[i] += st->counters[i] - st->g_base[i];
+		st->g_base[i] = st->counters[i];
+	}
+	gs->steal += st->steal - st->g_steal_base;
+	st->g_steal_base = st->steal;
+}
+
+static __always_inline struct go_layout *layout_of(struct thread_state *st)
+{
+	u32 k = st->go_layout - 1;
+	if (!st->go_layout)
+		return 0;
+	return bpf_map_lookup_elem(&go_layouts, &k);
+}
+
+/* The goroutine on the thread left it (parked, yielded, or ended; the
+ * thread runs another or goes idle): its time on the thread up to now is
+ * its own; from now on it is off, for the reason its status says. */
+static __always_inline void g_leave(struct thread_state *st, struct go_layout *gl, u64 now)
+{
+	struct g_state *gs = g_lookup(st->goid);
+	u32 status = 0;
+	u8 reason = 0;
+
+	/* Already run again by another thread (its run number moved on): the
+	 * scheduler work this thread did since is nobody's. */
+	if (gs && gs->seq == st->g_seq) {
+		g_fold(st, gs);
+		bpf_probe_read_user(&status, sizeof(status), (void *)(st->gptr + gl->g_status));
+		switch (status & ~G_SCAN) {
+		case G_WAITING:
+			bpf_probe_read_user(&reason, sizeof(reason), (void *)(st->gptr + gl->g_waitreason));
+			gs->off_cat = gl->wait_cat[reason & (WAIT_REASONS - 1)];
+			gs->reason = reason;
+			gs->off_ts = now;
+			gs->ready_ts = 0;
+			gs->woken_by_net = 0;
+			break;
+		case G_RUNNABLE:
+		case G_PREEMPTED:
+			/* preempted or yielded: waiting to run from now on */
+			gs->off_cat = CAT_RUNQ;
+			gs->reason = 0;
+			gs->off_ts = now;
+			gs->ready_ts = now;
+			break;
+		case G_DEAD: {
+			struct g_key k = { .tgid = bpf_get_current_pid_tgid() >> 32, .goid = st->goid };
+			bpf_map_delete_elem(&goroutines, &k);
+			break;
+		}
+		default:
+			/* running or in a syscall on another thread already */
+			break;
+		}
+	}
+	st->goid = 0;
+	st->gptr = 0;
+}
+
+/* A goroutine's park of at least the threshold, as a segment: the
+ * timeline's evidence of what it waited for (wait reason in d.arg0). */
+static __always_inline void emit_park(struct g_state *gs, u64 goid, u8 cat, u64 wait, u64 runnable, u64 now)
+{
+	struct segment_event *e = reserve(sizeof(*e), EV_SEGMENT);
+	if (!e)
+		return;
+	fill_hdr(&e->h, EV_SEGMENT, now);
+	e->h.goid = goid;
+	e->start = gs->off_ts;
+	e->wake = gs->off_ts + wait;
+	e->run = now;
+	e->blocked_ns = wait;
+	e->runq_ns = runnable;
+	e->bytes = -1;
+	e->count = 1;
+	e->waker_tid = 0;
+	e->cat = cat;
+	e->waker_comm[0] = 0;
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	__builtin_memset(&e->d, 0, sizeof(e->d));
+	e->d.sysnr = SYS_GOPARK;
+	e->d.arg0 = gs->reason;
+	e->d.fd = -1;
+	bpf_ringbuf_submit(e, wakeup_flags(sizeof(*e)));
+}
+
+/* runtime.execute(gp, inheritTime): gp starts running on this thread. The
+ * probe sits after the stack check, on the frame pointer push (an
+ * instruction the kernel emulates: no single-step), where gp is still in
+ * AX (Go's register ABI). */
+SEC("uprobe")
+int go_execute(struct pt_regs *ctx)
+{
+	u32 idx = (u32)bpf_get_attach_cookie(ctx);
+	struct go_layout *gl;
+	struct thread_state *st;
+	struct g_state *gs;
+	u64 now, gp, goid = 0;
+
+	if (!watched())
+		return 0;
+	gl = bpf_map_lookup_elem(&go_layouts, &idx);
+	st = state(true);
+	if (!gl || !st)
+		return 0;
+	now = bpf_ktime_get_ns();
+	settle(st, cpu_switch_now(), now, cpu_steal(bpf_get_current_task_btf()), -1, -1);
+	if (st->goid)
+		g_leave(st, gl, now);
+	gp = ctx->ax;
+	if (bpf_probe_read_user(&goid, sizeof(goid), (void *)(gp + gl->g_goid)) || !goid)
+		return 0;
+	gs = g_get(goid);
+	if (!gs)
+		return 0;
+	if (gs->off_ts && now > gs->off_ts) {
+		u64 ready = gs->ready_ts, wait, runnable;
+		u8 cat = gs->off_cat;
+		/* no ready() seen (the network poller readies without it): all
+		 * of it is the wait's own */
+		if (ready < gs->off_ts || ready > now)
+			ready = now;
+		wait = ready - gs->off_ts;
+		runnable = now - ready;
+		/* waiting on a channel for a goroutine that was waiting for the
+		 * network (net/http's client hands the response over a channel) */
+		if (cat == CAT_QUEUE && gs->woken_by_net)
+			cat = CAT_NET;
+		gs->counters[cat & (NCAT - 1)] += wait;
+		gs->counters[CAT_RUNQ] += runnable;
+		if (wait) {
+			gs->last_cat = cat;
+			if (wait >= segment_ns && cat != CAT_RUNQ)
+				emit_park(gs, goid, cat, wait, runnable, now);
+		}
+	}
+	gs->off_ts = 0;
+	gs->ready_ts = 0;
+	gs->seq++;
+	st->goid = goid;
+	st->gptr = gp;
+	st->g_seq = gs->seq;
+	st->go_layout = idx + 1;
+	__builtin_memcpy(st->g_base, st->counters, sizeof(st->g_base));
+	st->g_steal_base = st->steal;
+	return 0;
+}
+
+/* runtime.ready(gp, ...): a parked goroutine is made runnable (timers,
+ * channels, sync primitives; the network poller readies without it). */
+SEC("uprobe")
+int go_ready(struct pt_regs *ctx)
+{
+	u32 idx = (u32)bpf_get_attach_cookie(ctx);
+	struct go_layout *gl;
+	struct thread_state *st;
+	struct g_state *gs, *w;
+	u64 goid = 0;
+
+	if (!watched())
+		return 0;
+	gl = bpf_map_lookup_elem(&go_layouts, &idx);
+	if (!gl)
+		return 0;
+	if (bpf_probe_read_user(&goid, sizeof(goid), (void *)(ctx->ax + gl->g_goid)) || !goid)
+		return 0;
+	gs = g_lookup(goid);
+	if (!gs || !gs->off_ts)
+		return 0;
+	gs->ready_ts = bpf_ktime_get_ns();
+	gs->woken_by_net = 0;
+	st = state(false);
+	if (st && st->goid) {
+		w = g_lookup(st->goid);
+		if (w && w->last_cat == CAT_NET)
+			gs->woken_by_net = 1;
+	}
+	return 0;
+}
+
+/* At a switch-out: has the goroutine the thread ran left it (parked, and
+ * the thread went idle in the scheduler without running another)? The
+ * thread's current g (TLS) still being it says no at the cost of one read;
+ * otherwise its status decides: the thread may be running a signal
+ * handler (Go's preemption signal) on its signal g, the goroutine still
+ * its own; or in a syscall. */
+static __always_inline void g_check_left(struct thread_state *st, struct task_struct *task, u64 now)
+{
+	struct go_layout *gl = layout_of(st);
+	u64 fsbase, g = 0;
+	u32 status = 0;
+	if (!gl)
+		return;
+	fsbase = BPF_CORE_READ(task, thread.fsbase);
+	if (fsbase && !bpf_probe_read_user(&g, sizeof(g), (void *)(fsbase + gl->tls_g)) && g == st->gptr)
+		return;
+	if (bpf_probe_read_user(&status, sizeof(status), (void *)(st->gptr + gl->g_status)))
+		return;
+	status &= ~G_SCAN;
+	if (status == G_RUNNING || status == G_SYSCALL)
+		return;
+	g_leave(st, gl, now);
+}
+
 SEC("tp_btf/sched_switch")
 int BPF_PROG(on_switch, bool preempt, struct task_struct *prev, struct task_struct *next,
 	     unsigned int prev_state)
@@ -783,6 +1084,8 @@ int BPF_PROG(on_switch, bool preempt, struct task_struct *prev, struct task_stru
 	if (!st)
 		return 0;
 	settle(st, in, now, steal, -1, -1);
+	if (st->goid)
+		g_check_left(st, prev, now);
 	st->on_ts = 0;
 	st->off_ts = now;
 	st->wake_ts = 0;
@@ -1025,6 +1328,16 @@ static __always_inline int on_sock_data(struct sock *sk, int ret, int flags, u8 
 		e->h.flags = DATA_CONNECT;
 	__builtin_memcpy(e->counters, st->counters, sizeof(e->counters));
 	e->steal = st->steal;
+	if (st->goid) {
+		/* A goroutine's transfer: its counters, not the thread's. */
+		struct g_state *gs = g_lookup(st->goid);
+		if (gs && gs->seq == st->g_seq) {
+			g_fold(st, gs);
+			__builtin_memcpy(e->counters, gs->counters, sizeof(e->counters));
+			e->steal = gs->steal;
+			e->h.goid = st->goid;
+		}
+	}
 	e->loop_sleep_ts = st->loop_sleep_ts;
 	e->loop_wake_ts = st->loop_wake_ts;
 	e->loop_deadline = st->loop_deadline;

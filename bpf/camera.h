@@ -4,9 +4,10 @@
 #ifndef TRACECAM_CAMERA_H
 #define TRACECAM_CAMERA_H
 
-#define NCAT 8
-/* Category indices of the per-thread counters. User space maps them to the
- * category names of DESIGN.md; "queue" is derived in user space. */
+#define NCAT 16
+/* Category indices of the per-thread (and per-goroutine) counters. User
+ * space maps them to the category names of DESIGN.md; for threads "queue"
+ * is derived in user space, for goroutines it is a channel wait. */
 enum cat {
 	CAT_CPU = 0,
 	CAT_RUNQ = 1,
@@ -16,6 +17,26 @@ enum cat {
 	CAT_EPOLL = 5,
 	CAT_SLEEP = 6,
 	CAT_OTHER = 7,
+	CAT_GC = 8,    /* goroutines: parked for the garbage collector */
+	CAT_QUEUE = 9, /* goroutines: parked on a channel (work handed to another goroutine) */
+};
+
+/* wait_detail.sysnr of a goroutine's park (segment of a Go program): arg0 is
+ * Go's waitReason value */
+#define SYS_GOPARK (-2)
+#define WAIT_REASONS 64 /* go_layout.wait_cat entries (Go has ~50 reasons) */
+
+/* Where the Go runtime of one binary keeps what the goroutine programs read:
+ * offsets in runtime.g, the g pointer's place relative to the thread's fs
+ * base, and each wait reason's category. Written by user space (gobin) per
+ * binary; the uprobes find theirs by their attach cookie. */
+struct go_layout {
+	u32 g_goid;
+	u32 g_status;
+	u32 g_waitreason;
+	u32 _pad;
+	s64 tls_g;
+	u8 wait_cat[WAIT_REASONS];
 };
 
 enum event_type {
@@ -53,6 +74,9 @@ struct event_hdr {
 	u32 _pad;
 	u64 ts;       /* CLOCK_MONOTONIC ns */
 	u64 lost_seq; /* events lost so far (all CPUs) when this one was made */
+	/* Go programs: the goroutine the thread ran (0: none known). Its data
+	 * events then carry the goroutine's counters, not the thread's. */
+	u64 goid;
 };
 
 /* Where a socket is connected: enough for peer address:port, both families. */
@@ -67,7 +91,7 @@ struct sock_info {
 
 struct data_event {
 	struct event_hdr h;
-	u64 counters[NCAT]; /* the thread's cumulative category ns at ts */
+	u64 counters[NCAT]; /* the thread's (goroutine's) cumulative category ns at ts */
 	/* of counters[CAT_RUNQ]: on-CPU time the hypervisor stole (VMs) */
 	u64 steal;
 	/* The thread's last idle wait in epoll/poll/select (an event loop

@@ -31,13 +31,13 @@ type CameraCpuSwitch struct {
 type CameraDataEvent struct {
 	_             structs.HostLayout
 	H             CameraEventHdr
-	Counters      [8]uint64
+	Counters      [16]uint64
 	Steal         uint64
 	LoopSleepTs   uint64
 	LoopWakeTs    uint64
 	LoopDeadline  uint64
 	LoopRunq      uint64
-	LoopCounters  [8]uint64
+	LoopCounters  [16]uint64
 	ArrivalAny    uint64
 	Ret           int64
 	Sk            uint64
@@ -71,6 +71,37 @@ type CameraEventHdr struct {
 	Pad     uint32
 	Ts      uint64
 	LostSeq uint64
+	Goid    uint64
+}
+
+type CameraG_key struct {
+	_    structs.HostLayout
+	Tgid uint32
+	Pad  uint32
+	Goid uint64
+}
+
+type CameraG_state struct {
+	_          structs.HostLayout
+	Counters   [16]uint64
+	Steal      uint64
+	OffTs      uint64
+	ReadyTs    uint64
+	Seq        uint32
+	OffCat     uint8
+	Reason     uint8
+	WokenByNet uint8
+	LastCat    uint8
+}
+
+type CameraGoLayout struct {
+	_            structs.HostLayout
+	G_goid       uint32
+	G_status     uint32
+	G_waitreason uint32
+	Pad          uint32
+	TlsG         int64
+	WaitCat      [64]uint8
 }
 
 type CameraSegmentEvent struct {
@@ -117,7 +148,7 @@ type CameraSockInfo struct {
 
 type CameraThreadState struct {
 	_            structs.HostLayout
-	Counters     [8]uint64
+	Counters     [16]uint64
 	Steal        uint64
 	OnTs         uint64
 	OnSteal      uint64
@@ -125,7 +156,7 @@ type CameraThreadState struct {
 	LoopWakeTs   uint64
 	LoopDeadline uint64
 	LoopRunq     uint64
-	LoopCounters [8]uint64
+	LoopCounters [16]uint64
 	OffTs        uint64
 	WakeTs       uint64
 	WakerTid     uint32
@@ -152,6 +183,12 @@ type CameraThreadState struct {
 	MmsgRet      int64
 	MmsgIdx      uint32
 	MmsgNr       int32
+	Goid         uint64
+	Gptr         uint64
+	G_base       [16]uint64
+	G_stealBase  uint64
+	G_seq        uint32
+	GoLayout     uint32
 }
 
 type CameraWaitDetail struct {
@@ -177,11 +214,15 @@ type CameraWaitDetail struct {
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	CameraMapEvents          = "events"
+	CameraMapGoLayouts       = "go_layouts"
+	CameraMapGoroutines      = "goroutines"
 	CameraMapSkStates        = "sk_states"
 	CameraMapStats           = "stats"
 	CameraMapSwitchTs        = "switch_ts"
 	CameraMapThreads         = "threads"
 	CameraMapUnread          = "unread"
+	CameraProgGoExecute      = "go_execute"
+	CameraProgGoReady        = "go_ready"
 	CameraProgOnExit         = "on_exit"
 	CameraProgOnRecv         = "on_recv"
 	CameraProgOnSend         = "on_send"
@@ -193,6 +234,7 @@ const (
 	CameraVarDataEvent       = "_data_event"
 	CameraVarSegmentEvent    = "_segment_event"
 	CameraVarDeliverMinBytes = "deliver_min_bytes"
+	CameraVarG_zero          = "g_zero"
 	CameraVarLostSeq         = "lost_seq"
 	CameraVarSegmentNs       = "segment_ns"
 	CameraVarSelfCgid        = "self_cgid"
@@ -244,6 +286,8 @@ type CameraSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type CameraProgramSpecs struct {
+	GoExecute  *ebpf.ProgramSpec `ebpf:"go_execute"`
+	GoReady    *ebpf.ProgramSpec `ebpf:"go_ready"`
 	OnExit     *ebpf.ProgramSpec `ebpf:"on_exit"`
 	OnRecv     *ebpf.ProgramSpec `ebpf:"on_recv"`
 	OnSend     *ebpf.ProgramSpec `ebpf:"on_send"`
@@ -257,12 +301,14 @@ type CameraProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type CameraMapSpecs struct {
-	Events   *ebpf.MapSpec `ebpf:"events"`
-	SkStates *ebpf.MapSpec `ebpf:"sk_states"`
-	Stats    *ebpf.MapSpec `ebpf:"stats"`
-	SwitchTs *ebpf.MapSpec `ebpf:"switch_ts"`
-	Threads  *ebpf.MapSpec `ebpf:"threads"`
-	Unread   *ebpf.MapSpec `ebpf:"unread"`
+	Events     *ebpf.MapSpec `ebpf:"events"`
+	GoLayouts  *ebpf.MapSpec `ebpf:"go_layouts"`
+	Goroutines *ebpf.MapSpec `ebpf:"goroutines"`
+	SkStates   *ebpf.MapSpec `ebpf:"sk_states"`
+	Stats      *ebpf.MapSpec `ebpf:"stats"`
+	SwitchTs   *ebpf.MapSpec `ebpf:"switch_ts"`
+	Threads    *ebpf.MapSpec `ebpf:"threads"`
+	Unread     *ebpf.MapSpec `ebpf:"unread"`
 }
 
 // CameraVariableSpecs contains global variables before they are loaded into the kernel.
@@ -273,6 +319,7 @@ type CameraVariableSpecs struct {
 	DataEvent       *ebpf.VariableSpec `ebpf:"_data_event"`
 	SegmentEvent    *ebpf.VariableSpec `ebpf:"_segment_event"`
 	DeliverMinBytes *ebpf.VariableSpec `ebpf:"deliver_min_bytes"`
+	G_zero          *ebpf.VariableSpec `ebpf:"g_zero"`
 	LostSeq         *ebpf.VariableSpec `ebpf:"lost_seq"`
 	SegmentNs       *ebpf.VariableSpec `ebpf:"segment_ns"`
 	SelfCgid        *ebpf.VariableSpec `ebpf:"self_cgid"`
@@ -302,17 +349,21 @@ func (o *CameraObjects) Close() error {
 //
 // It can be passed to LoadCameraObjects or ebpf.CollectionSpec.LoadAndAssign.
 type CameraMaps struct {
-	Events   *ebpf.Map `ebpf:"events"`
-	SkStates *ebpf.Map `ebpf:"sk_states"`
-	Stats    *ebpf.Map `ebpf:"stats"`
-	SwitchTs *ebpf.Map `ebpf:"switch_ts"`
-	Threads  *ebpf.Map `ebpf:"threads"`
-	Unread   *ebpf.Map `ebpf:"unread"`
+	Events     *ebpf.Map `ebpf:"events"`
+	GoLayouts  *ebpf.Map `ebpf:"go_layouts"`
+	Goroutines *ebpf.Map `ebpf:"goroutines"`
+	SkStates   *ebpf.Map `ebpf:"sk_states"`
+	Stats      *ebpf.Map `ebpf:"stats"`
+	SwitchTs   *ebpf.Map `ebpf:"switch_ts"`
+	Threads    *ebpf.Map `ebpf:"threads"`
+	Unread     *ebpf.Map `ebpf:"unread"`
 }
 
 func (m *CameraMaps) Close() error {
 	return _CameraClose(
 		m.Events,
+		m.GoLayouts,
+		m.Goroutines,
 		m.SkStates,
 		m.Stats,
 		m.SwitchTs,
@@ -329,6 +380,7 @@ type CameraVariables struct {
 	DataEvent       *ebpf.Variable `ebpf:"_data_event"`
 	SegmentEvent    *ebpf.Variable `ebpf:"_segment_event"`
 	DeliverMinBytes *ebpf.Variable `ebpf:"deliver_min_bytes"`
+	G_zero          *ebpf.Variable `ebpf:"g_zero"`
 	LostSeq         *ebpf.Variable `ebpf:"lost_seq"`
 	SegmentNs       *ebpf.Variable `ebpf:"segment_ns"`
 	SelfCgid        *ebpf.Variable `ebpf:"self_cgid"`
@@ -342,6 +394,8 @@ type CameraVariables struct {
 //
 // It can be passed to LoadCameraObjects or ebpf.CollectionSpec.LoadAndAssign.
 type CameraPrograms struct {
+	GoExecute  *ebpf.Program `ebpf:"go_execute"`
+	GoReady    *ebpf.Program `ebpf:"go_ready"`
 	OnExit     *ebpf.Program `ebpf:"on_exit"`
 	OnRecv     *ebpf.Program `ebpf:"on_recv"`
 	OnSend     *ebpf.Program `ebpf:"on_send"`
@@ -353,6 +407,8 @@ type CameraPrograms struct {
 
 func (p *CameraPrograms) Close() error {
 	return _CameraClose(
+		p.GoExecute,
+		p.GoReady,
 		p.OnExit,
 		p.OnRecv,
 		p.OnSend,

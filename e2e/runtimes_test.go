@@ -1,9 +1,11 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -11,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tracecam/tracecam/e2e/fusefs"
+	"github.com/tracecam/tracecam/internal/gobuild"
 	"github.com/tracecam/tracecam/sidecar/cgroup"
 	"github.com/tracecam/tracecam/sidecar/profile"
 )
@@ -261,25 +264,168 @@ func runLoopScenarios(t *testing.T, kind string) {
 // camera follows goroutines, it must say so — accounting estimated, partial
 // with the reason, cause unknown — and never blame a thread's lock or CPU
 // that belonged to another goroutine.
-func TestGoServerSaysWhatItCannotSee(t *testing.T) {
-	bin := t.TempDir() + "/goserver"
-	if out, err := exec.Command("go", "build", "-o", bin, "./workloads/goserver").CombinedOutput(); err != nil {
-		t.Fatalf("building the Go server: %v\n%s", err, out)
+// buildGoServer builds e2e/workloads/goserver with the toolchain and
+// options given (cached across runs by source and toolchain).
+func buildGoServer(t *testing.T, opts gobuild.Options) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	bin := filepath.Join(t.TempDir(), "goserver")
+	if err := gobuild.Build(ctx, "workloads/goserver", bin, opts); err != nil {
+		t.Fatalf("building the Go server (%s): %v", opts, err)
 	}
+	return bin
+}
+
+// goWorld is a Go server in a watched cgroup, with its downstreams.
+type goWorld struct {
+	side             *sidecar
+	cg               cgroup.Target
+	slowAddr, httpDn string
+	dataDir          string
+}
+
+func startGoWorld(t *testing.T) *goWorld {
+	w := &goWorld{}
+	w.dataDir, _ = slowDataDir(t)
+	slow := start(t, nil, "python3", "workloads/slowserver.py", "--port", "0")
+	w.slowAddr = "127.0.0.1:" + slow.waitReady(t, 20*time.Second)
+	// The HTTP downstream of /client: another goserver, outside the cgroup.
+	dn := start(t, nil, buildGoServer(t, gobuild.Options{}), "--port", "0")
+	w.httpDn = "127.0.0.1:" + dn.waitReady(t, 20*time.Second)
+	w.cg = newCgroup(t, "goserver")
+	w.side = startSidecar(t, &w.cg, nil)
+	return w
+}
+
+// serve starts bin in the world's cgroup and waits until the sidecar
+// follows its goroutines (a request profiled with goroutine accounting).
+func (w *goWorld) serve(t *testing.T, bin string) (*proc, string) {
+	t.Helper()
+	srv := start(t, &w.cg, bin, "--port", "0", "--downstream", w.slowAddr, "--http-downstream", w.httpDn, "--data-dir", w.dataDir)
+	base := "http://127.0.0.1:" + srv.waitReady(t, 20*time.Second)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		id := newTraceID()
+		get(t, base+"/fast", id)
+		p := w.side.waitProfile(t, id, 10*time.Second)
+		if p.Accounting == profile.AccountingGoroutine {
+			return srv, base
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the sidecar does not follow the Go server's goroutines after 20 s:\n%s\n%s", dump(p), w.side.stderr())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// checkGoProfile holds for every request of a followed Go server.
+func checkGoProfile(t *testing.T, p *profile.Profile) {
+	t.Helper()
+	checkRuntimeProfile(t, p)
+	if p.Accounting != profile.AccountingGoroutine || p.GoroutineID == 0 || p.Partial {
+		t.Errorf("%s: want goroutine accounting (a goroutine id, not partial):\n%s", p.Path, dump(p))
+	}
+}
+
+// TestGoServerGoroutines: a Go net/http server built by three Go releases
+// (the oldest layout the tables cover, the oldest the Go project supports,
+// the newest), stripped and not, followed goroutine by goroutine. Each
+// endpoint spends its time one known way, measured by the handler's own
+// clock: the category must hold that time within 10%, and be the cause.
+func TestGoServerGoroutines(t *testing.T) {
+	w := startGoWorld(t)
+	for _, version := range gobuild.Versions() {
+		for _, stripped := range []bool{false, true} {
+			opts := gobuild.Options{Toolchain: version, Stripped: stripped}
+			t.Run(opts.String(), func(t *testing.T) {
+				srv, base := w.serve(t, buildGoServer(t, opts))
+				for _, c := range []struct {
+					path  string
+					cat   profile.Category
+					cause profile.Cause
+				}{
+					{"/cpu?ms=200", profile.CPU, profile.CauseCPU},
+					{"/sleep?ms=200", profile.Sleep, profile.CauseSleep},
+					{"/downstream?ms=200", profile.Net, profile.CauseNet},
+					{"/client?ms=200", profile.Net, profile.CauseNet},
+					{"/lock?ms=200", profile.Lock, profile.CauseLock},
+					{"/fsync?n=10&kb=16", profile.File, profile.CauseFile},
+				} {
+					id := newTraceID()
+					get(t, base+c.path, id)
+					p := w.side.waitProfile(t, id, 10*time.Second)
+					tr := srv.truth(t, id, 10*time.Second)
+					main, _ := strconv.ParseInt(tr.Extra["main_ns"], 10, 64)
+					t.Logf("%s: %s, %s %.1f ms (handler's clock %.1f ms), goroutine %d: %s", c.path, profile.FormatDuration(p.DurationNS),
+						c.cat, ms(p.Breakdown[c.cat]), ms(main), p.GoroutineID, p.Diagnosis.Summary)
+					checkGoProfile(t, p)
+					if !within(float64(p.Breakdown[c.cat]), float64(main), 0.10) {
+						t.Errorf("%s: %s %.1f ms, the handler's clock says %.1f ms (want within 10%%):\n%s", c.path, c.cat,
+							ms(p.Breakdown[c.cat]), ms(main), dump(p))
+					}
+					if c.cat == profile.CPU {
+						checkRunq(t, p, tr)
+					}
+					expectCause(t, p, tr, c.cause, main)
+				}
+			})
+		}
+	}
+}
+
+// TestGoServerHogIsNotBlamedOnOthers: a sleeping and a downstream request
+// start, a 300 ms CPU hog arrives 50 ms later. Goroutines share the
+// threads, yet neither of the first two is charged the hog's CPU.
+func TestGoServerHogIsNotBlamedOnOthers(t *testing.T) {
+	w := startGoWorld(t)
+	_, base := w.serve(t, buildGoServer(t, gobuild.Options{}))
+	ids := map[string]string{"/sleep?ms=300": newTraceID(), "/downstream?ms=300": newTraceID(), "/cpu?ms=300": newTraceID()}
+	var wg sync.WaitGroup
+	for _, path := range []string{"/sleep?ms=300", "/downstream?ms=300", "/cpu?ms=300"} {
+		if strings.HasPrefix(path, "/cpu") {
+			time.Sleep(50 * time.Millisecond)
+		}
+		wg.Add(1)
+		go func(path string) {
+			defer wg.Done()
+			get(t, base+path, ids[path])
+		}(path)
+	}
+	wg.Wait()
+	for path, want := range map[string]profile.Cause{"/sleep?ms=300": profile.CauseSleep, "/downstream?ms=300": profile.CauseNet, "/cpu?ms=300": profile.CauseCPU} {
+		p := w.side.waitProfile(t, ids[path], 10*time.Second)
+		t.Logf("%s: %s cpu %.1f ms: %s", path, profile.FormatDuration(p.DurationNS), ms(p.Breakdown[profile.CPU]), p.Diagnosis.Summary)
+		checkGoProfile(t, p)
+		if p.Diagnosis.Cause != want {
+			t.Errorf("%s: want cause %s:\n%s", path, want, dump(p))
+		}
+		if want != profile.CauseCPU && p.Breakdown[profile.CPU] > 30e6 {
+			t.Errorf("%s charged %.1f ms of CPU: the hog's, not its own:\n%s", path, ms(p.Breakdown[profile.CPU]), dump(p))
+		}
+	}
+}
+
+// TestGoServerSaysWhatItCannotSee: a Go program whose goroutines the camera
+// does not follow (here the sidecar runs with --go-probes=false; the same
+// holds for a binary whose runtime it cannot read) gets estimated, partial
+// profiles with cause unknown that say why, never a confident wrong verdict.
+func TestGoServerSaysWhatItCannotSee(t *testing.T) {
+	bin := buildGoServer(t, gobuild.Options{})
 	slow := start(t, nil, "python3", "workloads/slowserver.py", "--port", "0")
 	slowAddr := "127.0.0.1:" + slow.waitReady(t, 20*time.Second)
 	cg := newCgroup(t, "goserver")
-	side := startSidecar(t, &cg, nil)
+	side := startSidecar(t, &cg, nil, "--go-probes=false")
 	srv := start(t, &cg, bin, "--port", "0", "--downstream", slowAddr)
 	base := "http://127.0.0.1:" + srv.waitReady(t, 20*time.Second)
 	for _, path := range []string{"/cpu?ms=200", "/sleep?ms=200", "/downstream?ms=200", "/lock?ms=200"} {
 		id := newTraceID()
 		get(t, base+path, id)
 		p := side.waitProfile(t, id, 10*time.Second)
-		t.Logf("%s: %s accounting %s: %s", path, profile.FormatDuration(p.DurationNS), p.Accounting, p.Diagnosis.Summary)
+		t.Logf("%s: %s accounting %s: %s (%s)", path, profile.FormatDuration(p.DurationNS), p.Accounting, p.Diagnosis.Summary, p.PartialReason)
 		if p.Accounting != profile.AccountingEstimated || !p.Partial || !strings.Contains(p.PartialReason, "Go program") ||
-			p.Diagnosis.Cause != profile.CauseUnknown {
-			t.Errorf("%s: want accounting estimated, partial (a Go program), cause unknown:\n%s", path, dump(p))
+			!strings.Contains(p.PartialReason, "go-probes=false") || p.Diagnosis.Cause != profile.CauseUnknown {
+			t.Errorf("%s: want accounting estimated, partial (a Go program, probes off), cause unknown:\n%s", path, dump(p))
 		}
 	}
 }

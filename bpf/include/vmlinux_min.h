@@ -32,6 +32,7 @@ typedef _Bool bool;
 
 enum bpf_map_type {
 	BPF_MAP_TYPE_ARRAY = 2,
+	BPF_MAP_TYPE_LRU_HASH = 9,
 	BPF_MAP_TYPE_PERCPU_ARRAY = 6,
 	BPF_MAP_TYPE_RINGBUF = 27,
 	BPF_MAP_TYPE_SK_STORAGE = 24,
@@ -40,6 +41,11 @@ enum bpf_map_type {
 
 enum {
 	BPF_F_NO_PREALLOC = (1U << 0),
+};
+
+enum {
+	BPF_ANY = 0,
+	BPF_NOEXIST = 1,
 };
 
 enum {
@@ -205,6 +211,10 @@ struct sched_entity {
 	struct cfs_rq *cfs_rq;
 };
 
+struct thread_struct {
+	unsigned long fsbase;
+};
+
 struct task_struct {
 	int pid;
 	int tgid;
@@ -212,6 +222,7 @@ struct task_struct {
 	struct files_struct *files;
 	unsigned int in_iowait : 1;
 	struct sched_entity se;
+	struct thread_struct thread;
 };
 
 #pragma clang attribute pop

@@ -71,6 +71,7 @@ func run() error {
 	clusterName := fs.String("cluster-name", envDefault("cluster-name", "default"), "names this Kubernetes cluster in Redis keys, so one Redis can serve several")
 	pprofOn := fs.Bool("pprof", envDefault("pprof", "") == "true", "serve Go profiling at /debug/pprof/ on the HTTP port")
 	podUID := fs.String("pod-uid", envDefault("pod-uid", os.Getenv("POD_UID")), "pod UID: finds the pod's cgroup when a private cgroup namespace hides it")
+	goProbes := fs.Bool("go-probes", envDefault("go-probes", "true") == "true", "follow the pod's Go programs goroutine by goroutine (uprobes on runtime.execute and runtime.ready, ~1 µs per goroutine switch); false: their profiles are estimated and say so")
 	logLevel := fs.String("log-level", envDefault("log-level", "info"), "debug, info, warn or error")
 	onError := fs.String("on-error", envDefault("on-error", "exit"), "when the probes cannot be attached (or the cgroup not found): exit (with the reason), or idle (log it, stay up and ready, /v1/status says why; what the webhook injects, so a sidecar that cannot watch never takes its pod out of service)")
 	maxRoutesS := fs.String("max-routes", envDefault("max-routes", strconv.Itoa(metrics.DefaultMaxRoutes)), "endpoints (method and normalised route) tracked one by one in /metrics and baselines; further ones are counted under route \"other\"")
@@ -141,7 +142,7 @@ func run() error {
 	a, err := agent.Start(agent.Config{
 		Cgroup: *cg, Output: *output, HTTPAddr: *httpAddr, GRPCAddr: *grpcAddr, SegmentThreshold: thr,
 		StoreSize: size, Pod: *pod, Namespace: *ns, PodUID: *podUID, Pprof: *pprofOn,
-		RingBufferSize: uint32(ring), Redis: redisCfg, MaxRoutes: maxRoutes, BaselineWindow: *baselineWindow,
+		RingBufferSize: uint32(ring), NoGoProbes: !*goProbes, Redis: redisCfg, MaxRoutes: maxRoutes, BaselineWindow: *baselineWindow,
 	})
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()

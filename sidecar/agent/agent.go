@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"debug/buildinfo"
 	"errors"
 	"fmt"
 	"io"
@@ -32,6 +31,7 @@ import (
 	"github.com/tracecam/tracecam/sidecar/cgroup"
 	"github.com/tracecam/tracecam/sidecar/diagnose"
 	"github.com/tracecam/tracecam/sidecar/event"
+	"github.com/tracecam/tracecam/sidecar/gobin"
 	"github.com/tracecam/tracecam/sidecar/metrics"
 	"github.com/tracecam/tracecam/sidecar/profile"
 	"github.com/tracecam/tracecam/sidecar/rediscache"
@@ -54,6 +54,10 @@ type Config struct {
 	SegmentThreshold time.Duration
 	StoreSize        int
 	RingBufferSize   uint32
+	// NoGoProbes leaves the pod's Go programs unprobed: their requests are
+	// then estimated (and say so) instead of followed goroutine by
+	// goroutine, which costs ~1 µs per goroutine switch.
+	NoGoProbes bool
 	// Redis, when set, is the shared cache every profile is written to and
 	// GetTrace also reads from.
 	Redis          *rediscache.Config
@@ -82,6 +86,8 @@ type Agent struct {
 	// rec sums profiles per endpoint (the north-star metrics) and learns
 	// their baselines.
 	rec *metrics.Recorder
+	// gof follows the pod's Go programs goroutine by goroutine.
+	gof *goFollower
 
 	mu       sync.Mutex // guards asm and the stdout writer
 	ready    atomic.Bool
@@ -124,6 +130,12 @@ func Start(cfg Config) (*Agent, error) {
 	a := &Agent{
 		cfg: cfg, target: target, cam: cam, Store: store.NewRing(cfg.StoreSize), hub: api.NewHub(),
 		rec: metrics.New(metrics.Config{MaxRoutes: cfg.MaxRoutes, Window: cfg.BaselineWindow}),
+		gof: newGoFollower(cam.FollowGo),
+	}
+	if cfg.NoGoProbes {
+		a.gof = newGoFollower(func(string, *gobin.Binary) error {
+			return errors.New("goroutine probes are off (--go-probes=false)")
+		})
 	}
 	if cfg.Redis != nil {
 		c, err := rediscache.New(*cfg.Redis)
@@ -140,8 +152,9 @@ func Start(cfg Config) (*Agent, error) {
 	a.asm = assemble.New(assemble.Config{
 		Pod: cfg.Pod, Namespace: cfg.Namespace, Container: cfg.Container,
 		WallClock: wallClock(), FileName: procFileName, SegmentThreshold: cfg.SegmentThreshold,
-		Runtime: newRuntimeCache().of,
+		Runtime: a.gof.runtime, GoWaitReason: a.gof.waitReason, GoUnfollowed: a.gof.unfollowed,
 	}, a.onProfile)
+	go a.gof.scan(target.Path)
 	if err := a.serve(); err != nil {
 		a.closeServers()
 		cam.Close()
@@ -270,30 +283,6 @@ func procFileName(pid uint32, fd int32, ino uint64) string {
 	return name
 }
 
-// runtimeCache remembers which processes are Go programs (their binary
-// carries Go build information), so their requests are not read as a
-// thread per request. The assembler calls it from one goroutine.
-type runtimeCache struct{ byPID map[uint32]string }
-
-func newRuntimeCache() *runtimeCache { return &runtimeCache{byPID: map[uint32]string{}} }
-
-func (c *runtimeCache) of(pid uint32) string {
-	if rt, ok := c.byPID[pid]; ok {
-		return rt
-	}
-	if len(c.byPID) >= 4096 { // pids are reused: start over rather than grow
-		c.byPID = map[uint32]string{}
-	}
-	rt := ""
-	// /proc/<pid>/exe opens the binary inside the process's own mount
-	// namespace (the container's image).
-	if _, err := buildinfo.ReadFile(fmt.Sprintf("/proc/%d/exe", pid)); err == nil {
-		rt = "go"
-	}
-	c.byPID[pid] = rt
-	return rt
-}
-
 // EagerDiagnosis is the duration from which a profile is diagnosed as it
 // completes rather than when it is read: slow requests are the ones people
 // list and open (and few), fast ones are most of the traffic and rarely read.
@@ -350,6 +339,9 @@ func (a *Agent) Run(ctx context.Context) error {
 				a.asm.CountDecodeError()
 				slog.Debug("undecodable event", "err", derr)
 			} else {
+				if d, ok := ev.(*event.Data); ok {
+					a.gof.see(d.PID)
+				}
 				a.asm.Handle(ev)
 			}
 			a.mu.Unlock()

@@ -37,6 +37,13 @@ type Config struct {
 	// nothing special is known); nil = none known. Go schedules goroutines
 	// on threads itself, so a Go request's thread counters are not its time.
 	Runtime func(pid uint32) string
+	// GoWaitReason names Go's wait reason value of a process's goroutine
+	// park ("sync.Mutex.Lock"); nil or "" shows the number.
+	GoWaitReason func(pid uint32, reason int64) string
+	// GoUnfollowed says why a Go process's goroutines are not followed
+	// (its probes are not attached, or not yet): the reason an estimated
+	// profile gives. nil or "" gives a generic one.
+	GoUnfollowed func(pid uint32) string
 	// SegmentThreshold is the shortest wait an event-loop request's
 	// timeline shows (default 1 ms; the kernel applies the same to the
 	// thread's own waits).
@@ -110,6 +117,9 @@ type request struct {
 	lastSteal   uint64
 	lastTID     uint32
 	lastLost    uint64
+	// goid/lastGoid: the goroutine that read the request and the one that
+	// wrote its last response bytes (Go programs; 0 when not known).
+	goid, lastGoid uint64
 
 	// exchanges are its downstream calls, when served by an event loop.
 	exchanges []exchange
@@ -150,6 +160,12 @@ type conn struct {
 	lastTS  uint64
 }
 
+// goKey names a goroutine: Go's goroutine id within a process.
+type goKey struct {
+	pid  uint32
+	goid uint64
+}
+
 type thread struct {
 	segs []*event.Segment
 	// serving is the request this thread is working on, for attributing its
@@ -165,6 +181,9 @@ type Assembler struct {
 	emit    func(*profile.Profile)
 	conns   map[connKey]*conn
 	threads map[uint32]*thread
+	// goroutines keep the waits of Go programs' goroutines (segments the
+	// kernel tagged with one), whichever threads they ran on.
+	goroutines map[goKey]*thread
 	// awaiting holds profiles whose response was still on its way to the
 	// client at its last write (TCP): they are emitted when the client
 	// acknowledges it (event.Acked), with the delivery time.
@@ -193,7 +212,7 @@ func New(cfg Config, emit func(*profile.Profile)) *Assembler {
 	if cfg.WallClock == nil {
 		cfg.WallClock = func(uint64) time.Time { return time.Time{} }
 	}
-	return &Assembler{cfg: cfg, emit: emit, conns: map[connKey]*conn{}, threads: map[uint32]*thread{},
+	return &Assembler{cfg: cfg, emit: emit, conns: map[connKey]*conn{}, threads: map[uint32]*thread{}, goroutines: map[goKey]*thread{},
 		awaiting: map[connKey]*awaitingProfile{}}
 }
 
@@ -308,6 +327,13 @@ func (a *Assembler) onSegment(s *event.Segment) {
 		}
 	}
 	t := a.thread(s.TID)
+	if s.Goid != 0 {
+		k := goKey{s.PID, s.Goid}
+		if t = a.goroutines[k]; t == nil {
+			t = &thread{}
+			a.goroutines[k] = t
+		}
+	}
 	if len(t.segs) >= a.cfg.MaxSegments {
 		// Oldest first out: a request only needs waits since it started.
 		n := copy(t.segs, t.segs[1:])
@@ -403,6 +429,7 @@ var noHeaders = []string{}
 
 func (a *Assembler) startRequest(c *conn, d *event.Data, b []byte, n int64, pipelined bool) {
 	r := &request{tid: d.TID, comm: d.Comm, start: d.TS, served: d.TS, startCnt: d.Counters, startSteal: d.Steal, lostSeq: d.LostSeq,
+		goid: d.Goid, lastGoid: d.Goid,
 		rwndStart: d.RwndLimitedNS, rwndLast: d.RwndLimitedNS, wndMin: -1, wndLast: -1}
 	r.reqBytes = n
 	r.key = c.key
@@ -500,6 +527,7 @@ func (a *Assembler) onResponseWrite(c *conn, d *event.Data) {
 	}
 	r.respBytes += d.Ret
 	r.lastTS, r.lastCnt, r.lastSteal, r.lastTID, r.lastLost = d.TS, d.Counters, d.Steal, d.TID, d.LostSeq
+	r.lastGoid = d.Goid
 	r.lastUnacked = d.Unacked
 	if d.RwndLimitedNS >= r.rwndStart {
 		r.rwndLast = d.RwndLimitedNS
@@ -739,6 +767,17 @@ func (a *Assembler) Flush(now uint64) {
 		}
 		t.segs = keep
 	}
+	for k, t := range a.goroutines {
+		keep := t.segs[:0]
+		for _, s := range t.segs {
+			if a.now-s.Run < stale {
+				keep = append(keep, s)
+			}
+		}
+		if t.segs = keep; len(keep) == 0 {
+			delete(a.goroutines, k)
+		}
+	}
 }
 
 // finish completes c.cur, emits its profile and promotes the next
@@ -805,6 +844,28 @@ func (a *Assembler) build(c *conn, r *request, partialWhy string) *profile.Profi
 	var loopWaits []loopWait
 	lt := a.loopTrack(r.tid)
 	switch {
+	case r.goid != 0 && r.lastGoid == r.goid:
+		// Go, followed goroutine by goroutine (the kernel keeps counters
+		// per goroutine: its time on any thread, and why it was off them).
+		p.Accounting = profile.AccountingGoroutine
+		p.GoroutineID = r.goid
+		addThreadCounters(p, r)
+		if r.queueNS > 0 {
+			p.Breakdown[profile.Queue] += r.queueNS
+		}
+		if r.lastSteal > r.startSteal {
+			p.StealNS = min(int64(r.lastSteal-r.startSteal), p.Breakdown[profile.Runq])
+		}
+		if sum := breakdownSum(p); sum < p.DurationNS {
+			// A goroutine run again by another thread before the thread
+			// it left saw it go: the few µs between are nobody's.
+			p.Breakdown[profile.Other] += p.DurationNS - sum
+		}
+	case r.goid != 0 || r.lastGoid != 0:
+		a.c.CrossThread++
+		p.Accounting = profile.AccountingEstimated
+		p.Breakdown[profile.Other] = p.DurationNS
+		partialWhy = join(partialWhy, fmt.Sprintf("response written by goroutine %d, request read by goroutine %d", r.lastGoid, r.goid))
 	case a.cfg.Runtime != nil && a.cfg.Runtime(c.key.pid) == "go":
 		// Goroutines hop between threads and share them: between the
 		// request's read and its response this thread may have run other
@@ -817,7 +878,13 @@ func (a *Assembler) build(c *conn, r *request, partialWhy string) *profile.Profi
 			a.c.CrossThread++
 			p.Breakdown[profile.Other] = p.DurationNS
 		}
-		partialWhy = join(partialWhy, "a Go program: goroutines move between threads and share them, so the time of the thread that read the request is not the request's (the camera does not follow goroutines yet)")
+		why := "the camera does not follow its goroutines"
+		if a.cfg.GoUnfollowed != nil {
+			if w := a.cfg.GoUnfollowed(c.key.pid); w != "" {
+				why = w
+			}
+		}
+		partialWhy = join(partialWhy, "a Go program: goroutines move between threads and share them, so the time of the thread that read the request is not the request's ("+why+")")
 	case r.lastTID == r.tid && lt != nil && lt.isLoopRequest(r, end):
 		// The thread is an event loop that worked for other requests or
 		// idled while this one was in flight: its counters' difference
@@ -896,6 +963,16 @@ var kernelCategory = [event.NumCategories]profile.Category{
 	event.CatCPU: profile.CPU, event.CatRunq: profile.Runq, event.CatNet: profile.Net,
 	event.CatFile: profile.File, event.CatLock: profile.Lock, event.CatEpoll: profile.Epoll,
 	event.CatSleep: profile.Sleep, event.CatOther: profile.Other,
+	event.CatGC: profile.GC, event.CatQueue: profile.Queue,
+	10: profile.Other, 11: profile.Other, 12: profile.Other, 13: profile.Other, 14: profile.Other, 15: profile.Other,
+}
+
+func breakdownSum(p *profile.Profile) int64 {
+	var s int64
+	for _, v := range p.Breakdown {
+		s += v
+	}
+	return s
 }
 
 // loopTrack is the event-loop view of thread tid, if it has one.
@@ -941,6 +1018,9 @@ func (a *Assembler) addTimeline(p *profile.Profile, r *request, end uint64) {
 // accepts, when set) to its timeline.
 func (a *Assembler) addSegments(p *profile.Profile, r *request, end uint64, keep func(*event.Segment) bool) {
 	t := a.threads[r.tid]
+	if p.Accounting == profile.AccountingGoroutine {
+		t = a.goroutines[goKey{r.key.pid, r.goid}]
+	}
 	if t == nil {
 		return
 	}
@@ -951,7 +1031,7 @@ func (a *Assembler) addSegments(p *profile.Profile, r *request, end uint64, keep
 		if s.Run <= from || s.Start >= end || (keep != nil && !keep(s)) {
 			continue
 		}
-		cat := kernelCategory[s.Category&7]
+		cat := kernelCategory[s.Category&(event.NumCategories-1)]
 		// The segment spans [Start, Run] and holds BlockedNS of waiting and
 		// RunqNS of wake-up delay (plus, when coalesced, the CPU time between
 		// its waits). One that straddles the window counts the overlapping
@@ -1001,6 +1081,17 @@ func (a *Assembler) addSegments(p *profile.Profile, r *request, end uint64, keep
 		}
 		if seg.Syscall == "" && cat == profile.File {
 			seg.Detail = "page fault / I/O wait"
+		}
+		if s.Syscall == event.SyscallGoPark {
+			seg.Syscall = ""
+			reason := ""
+			if a.cfg.GoWaitReason != nil {
+				reason = a.cfg.GoWaitReason(s.PID, s.Arg0)
+			}
+			if reason == "" {
+				reason = fmt.Sprintf("wait reason %d", s.Arg0)
+			}
+			seg.Detail = "goroutine parked: " + reason
 		}
 		if s.Syscall == 202 {
 			seg.Detail = fmt.Sprintf("futex 0x%x", uint64(s.Arg0))

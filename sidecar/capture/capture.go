@@ -47,9 +47,11 @@ type Camera struct {
 	probes []string
 
 	closeOnce sync.Once
-	// mu keeps Close from unmapping the ring while RingUsage reads it.
-	mu     sync.RWMutex
-	closed bool
+	// mu keeps Close from unmapping the ring while RingUsage reads it, and
+	// from racing FollowGo's attachments.
+	mu         sync.RWMutex
+	closed     bool
+	goBinaries int // go_layouts entries in use
 }
 
 // Check reports, in one line, what this host lacks to run the camera.
@@ -167,7 +169,11 @@ func (c *Camera) attach() error {
 }
 
 // Probes lists what is attached, for logs and /v1/status.
-func (c *Camera) Probes() []string { return append([]string(nil), c.probes...) }
+func (c *Camera) Probes() []string {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return append([]string(nil), c.probes...)
+}
 
 // Read blocks for the next raw event. The returned slice is only valid until
 // the next call. It returns ringbuf.ErrClosed (wrapped) after Close.
@@ -225,11 +231,12 @@ func (c *Camera) Close() error {
 	c.closeOnce.Do(func() {
 		c.mu.Lock()
 		c.closed = true
+		links := c.links
 		c.mu.Unlock()
 		if c.reader != nil {
 			c.reader.Close()
 		}
-		for _, l := range c.links {
+		for _, l := range links {
 			l.Close()
 		}
 		c.objs.Close()

@@ -165,6 +165,8 @@ func causeOf(p *profile.Profile, c profile.Category, ns, dnsTypical int64) profi
 		return profile.CauseQueue
 	case profile.Loop:
 		return profile.CauseLoop
+	case profile.GC:
+		return profile.CauseGC
 	case profile.Epoll:
 		if isTCPWindow(p, ns) {
 			return profile.CauseTCPWindow

@@ -212,6 +212,15 @@ func analyze(p *profile.Profile, top share, dnsTypical int64) finding {
 	case profile.Sleep:
 		return sleepFinding(p)
 	case profile.Queue:
+		if p.Accounting == profile.AccountingGoroutine {
+			return finding{
+				cause:   profile.CauseQueue,
+				label:   string(profile.Queue),
+				phrase:  "parked on a channel, waiting for another goroutine's work",
+				details: longest(segmentsOf(p, profile.Queue), byDuration, segLine),
+				count:   "the request's goroutine handed work to another goroutine (a channel receive or select) and waited for it; the goroutine that answered was not waiting for the network",
+			}
+		}
 		return finding{
 			cause:   profile.CauseQueue,
 			label:   string(profile.Queue),
@@ -221,6 +230,14 @@ func analyze(p *profile.Profile, top share, dnsTypical int64) finding {
 		}
 	case profile.Loop:
 		return loopFinding(p)
+	case profile.GC:
+		return finding{
+			cause:   profile.CauseGC,
+			label:   string(profile.GC),
+			phrase:  "parked for the Go garbage collector",
+			details: longest(segmentsOf(p, profile.GC), byDuration, segLine),
+			count:   "the request's goroutine waited for the collector (GC assist or sweep): the heap grows faster than the collector keeps up",
+		}
 	case profile.Epoll:
 		if isTCPWindow(p, top.ns) {
 			return tcpWindowFinding(p)

@@ -50,7 +50,7 @@ func GCTime(p *profile.Profile) int64 {
 		return 0
 	}
 	ns, _ := gcNS(p)
-	return ns
+	return ns + p.Breakdown[profile.GC]
 }
 
 // isGC is the gc refinement of lock: stops by GC/VM threads hold at least

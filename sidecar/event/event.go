@@ -25,7 +25,7 @@ const (
 )
 
 // NumCategories is the number of kernel-side counters (NCAT).
-const NumCategories = 8
+const NumCategories = 16
 
 // Kernel counter indices (enum cat in camera.h).
 const (
@@ -37,7 +37,16 @@ const (
 	CatEpoll
 	CatSleep
 	CatOther
+	// Goroutines only: parked for the garbage collector, and parked on a
+	// channel (work handed to another goroutine that was not waiting for
+	// the network).
+	CatGC
+	CatQueue
 )
+
+// SyscallGoPark is Segment.Syscall of a goroutine's park (Arg0: Go's wait
+// reason value, named by the binary's table).
+const SyscallGoPark = -2
 
 // FDKind says what an fd refers to (enum fd_kind).
 type FDKind uint8
@@ -82,6 +91,9 @@ type Header struct {
 	TID     uint32 // thread
 	TS      uint64 // CLOCK_MONOTONIC ns
 	LostSeq uint64 // records lost so far when this one was made
+	// Goid (Go programs) is the goroutine the thread ran, 0 when none is
+	// known; a Data's counters are then the goroutine's, not the thread's.
+	Goid uint64
 }
 
 // Sock is a socket's endpoints.
@@ -370,7 +382,7 @@ func filePath(d bpf.CameraWaitDetail) string {
 const dataConnect = 1
 
 func header(h bpf.CameraEventHdr) Header {
-	return Header{Type: Type(h.Type), CPU: h.Cpu, PID: h.Pid, TID: h.Tid, TS: h.Ts, LostSeq: h.LostSeq}
+	return Header{Type: Type(h.Type), CPU: h.Cpu, PID: h.Pid, TID: h.Tid, TS: h.Ts, LostSeq: h.LostSeq, Goid: h.Goid}
 }
 
 func sock(s bpf.CameraSockInfo) Sock {

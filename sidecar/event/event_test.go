@@ -41,11 +41,11 @@ func setPath(d *bpf.CameraWaitDetail, cut bool, leafFirst ...string) {
 }
 
 func hdr(t Type) bpf.CameraEventHdr {
-	return bpf.CameraEventHdr{Type: uint8(t), Flags: 0xAA, Cpu: 7, Pid: 100, Tid: 101, Pad: 0xdeadbeef, Ts: 123456789, LostSeq: 42}
+	return bpf.CameraEventHdr{Type: uint8(t), Flags: 0xAA, Cpu: 7, Pid: 100, Tid: 101, Pad: 0xdeadbeef, Ts: 123456789, LostSeq: 42, Goid: 77}
 }
 
 func wantHdr(t Type) Header {
-	return Header{Type: t, CPU: 7, PID: 100, TID: 101, TS: 123456789, LostSeq: 42}
+	return Header{Type: t, CPU: 7, PID: 100, TID: 101, TS: 123456789, LostSeq: 42, Goid: 77}
 }
 
 func sockInfo4(proto uint16, l string, lp uint16, r string, rp uint16) bpf.CameraSockInfo {
@@ -93,10 +93,10 @@ func TestLayoutSizes(t *testing.T) {
 		got  uintptr
 		want uintptr
 	}{
-		{"event_hdr", unsafe.Sizeof(bpf.CameraEventHdr{}), 32},
+		{"event_hdr", unsafe.Sizeof(bpf.CameraEventHdr{}), 40},
 		{"sock_info", unsafe.Sizeof(bpf.CameraSockInfo{}), 40},
-		{"data_event", unsafe.Sizeof(bpf.CameraDataEvent{}), 872},
-		{"acked_event", unsafe.Sizeof(bpf.CameraAckedEvent{}), 56},
+		{"data_event", unsafe.Sizeof(bpf.CameraDataEvent{}), 1008},
+		{"acked_event", unsafe.Sizeof(bpf.CameraAckedEvent{}), 64},
 	} {
 		if c.got != c.want {
 			t.Errorf("sizeof(%s) = %d, want %d", c.name, c.got, c.want)
@@ -118,26 +118,26 @@ func TestLayoutSizes(t *testing.T) {
 		got  uintptr
 		want uintptr
 	}{
-		{"steal", unsafe.Offsetof(d.Steal), 96},
-		{"loop_sleep_ts", unsafe.Offsetof(d.LoopSleepTs), 104},
-		{"loop_counters", unsafe.Offsetof(d.LoopCounters), 136},
-		{"arrival_any", unsafe.Offsetof(d.ArrivalAny), 200},
-		{"ret", unsafe.Offsetof(d.Ret), 208},
-		{"sk", unsafe.Offsetof(d.Sk), 216},
-		{"arrival", unsafe.Offsetof(d.Arrival), 224},
-		{"rwnd_limited_ns", unsafe.Offsetof(d.RwndLimitedNs), 232},
-		{"peer_wnd", unsafe.Offsetof(d.PeerWnd), 240},
-		{"peer_wnd_min1", unsafe.Offsetof(d.PeerWndMin1), 244},
-		{"fd", unsafe.Offsetof(d.Fd), 256},
-		{"sysnr", unsafe.Offsetof(d.Sysnr), 260},
-		{"dir", unsafe.Offsetof(d.Dir), 262},
-		{"unacked", unsafe.Offsetof(d.Unacked), 248},
-		{"data_len", unsafe.Offsetof(d.DataLen), 264},
-		{"addr_len", unsafe.Offsetof(d.AddrLen), 266},
-		{"sock", unsafe.Offsetof(d.Sock), 272},
-		{"addr", unsafe.Offsetof(d.Addr), 312},
-		{"comm", unsafe.Offsetof(d.Comm), 340},
-		{"data", unsafe.Offsetof(d.Data), 356},
+		{"steal", unsafe.Offsetof(d.Steal), 168},
+		{"loop_sleep_ts", unsafe.Offsetof(d.LoopSleepTs), 176},
+		{"loop_counters", unsafe.Offsetof(d.LoopCounters), 208},
+		{"arrival_any", unsafe.Offsetof(d.ArrivalAny), 336},
+		{"ret", unsafe.Offsetof(d.Ret), 344},
+		{"sk", unsafe.Offsetof(d.Sk), 352},
+		{"arrival", unsafe.Offsetof(d.Arrival), 360},
+		{"rwnd_limited_ns", unsafe.Offsetof(d.RwndLimitedNs), 368},
+		{"peer_wnd", unsafe.Offsetof(d.PeerWnd), 376},
+		{"peer_wnd_min1", unsafe.Offsetof(d.PeerWndMin1), 380},
+		{"fd", unsafe.Offsetof(d.Fd), 392},
+		{"sysnr", unsafe.Offsetof(d.Sysnr), 396},
+		{"dir", unsafe.Offsetof(d.Dir), 398},
+		{"unacked", unsafe.Offsetof(d.Unacked), 384},
+		{"data_len", unsafe.Offsetof(d.DataLen), 400},
+		{"addr_len", unsafe.Offsetof(d.AddrLen), 402},
+		{"sock", unsafe.Offsetof(d.Sock), 408},
+		{"addr", unsafe.Offsetof(d.Addr), 448},
+		{"comm", unsafe.Offsetof(d.Comm), 476},
+		{"data", unsafe.Offsetof(d.Data), 492},
 	} {
 		if c.got != c.want {
 			t.Errorf("offsetof(data_event.%s) = %d, want %d", c.name, c.got, c.want)
@@ -164,7 +164,7 @@ func TestDecodeData(t *testing.T) {
 		r.Sock = sockInfo4(6, "10.0.0.2", 8080, "10.0.0.9", 51000)
 		return r
 	}
-	wantCounters := [NumCategories]uint64{1000, 2000, 3000, 4000, 5000, 6000, 7000, 8000}
+	wantCounters := [NumCategories]uint64{1000, 2000, 3000, 4000, 5000, 6000, 7000, 8000, 9000, 10000, 11000, 12000, 13000, 14000, 15000, 16000}
 
 	tests := []struct {
 		name   string

@@ -93,6 +93,9 @@ type Binary struct {
 
 	funcs map[string]funcRange
 	text  []loadSeg
+
+	probes    map[string]ProbePoint
+	probeErrs map[string]error
 }
 
 type funcRange struct{ entry, end uint64 }
@@ -219,6 +222,7 @@ func inspect(r io.ReaderAt) (*Binary, error) {
 	b.readOffsets(f)
 	b.readGTLS(im)
 	b.readWaitReasons(im)
+	b.readProbes(im)
 	return b, nil
 }
 

@@ -170,6 +170,29 @@ func checkBinary(t *testing.T, version string, v variant) {
 	checkOffsets(t, b, ref)
 	checkWaitReasons(t, b)
 	checkGTLS(t, b, ref)
+	checkProbes(t, b)
+}
+
+// checkProbes reads the file itself at each probe point: a frame-pointer
+// push, a few bytes past the entry (the stack check before it).
+func checkProbes(t *testing.T, b *Binary) {
+	t.Helper()
+	raw, err := os.ReadFile(b.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range probedFuncs {
+		p, err := b.Probe(name)
+		if err != nil {
+			t.Errorf("Probe(%s): %v", name, err)
+			continue
+		}
+		at := p.Offset + p.Skip
+		if p.Skip < 6 || p.Skip > 20 || at >= uint64(len(raw)) || raw[at] != 0x55 {
+			t.Errorf("Probe(%s) = entry %#x + %d: not a PUSHQ BP after a stack check (% x)", name, p.Offset, p.Skip,
+				raw[p.Offset:min(p.Offset+24, uint64(len(raw)))])
+		}
+	}
 }
 
 // checkFuncs compares pclntab answers with the ELF symbol table, read
@@ -670,6 +693,29 @@ func FuzzInspect(f *testing.F) {
 // including the unrelaxed initial-exec form (offset in a GOT word) that
 // neither GNU ld nor gold produces for these executables, so no real build
 // in the tests has it.
+func TestAfterStackCheck(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		code []byte
+		want int
+		err  bool
+	}{
+		{"small frame, near branch", []byte{0x49, 0x3b, 0x66, 0x10, 0x76, 0x20, 0x55, 0x48, 0x89, 0xe5}, 6, false},
+		{"small frame, far branch", []byte{0x49, 0x3b, 0x66, 0x10, 0x0f, 0x86, 1, 2, 0, 0, 0x55}, 10, false},
+		{"large frame disp8", []byte{0x4c, 0x8d, 0x64, 0x24, 0xc0, 0x4d, 0x3b, 0x66, 0x10, 0x0f, 0x86, 1, 2, 0, 0, 0x55}, 15, false},
+		{"large frame disp32", []byte{0x4c, 0x8d, 0xa4, 0x24, 0, 0xfe, 0xff, 0xff, 0x4d, 0x3b, 0x66, 0x10, 0x76, 9, 0x55}, 14, false},
+		{"nosplit: push first", []byte{0x55, 0x48, 0x89, 0xe5}, 0, true},
+		{"check without push", []byte{0x49, 0x3b, 0x66, 0x10, 0x76, 0x20, 0x48}, 0, true},
+		{"truncated", []byte{0x49, 0x3b, 0x66, 0x10, 0x0f, 0x86, 1}, 0, true},
+		{"empty", nil, 0, true},
+	} {
+		got, err := afterStackCheck(c.code)
+		if (err != nil) != c.err || got != c.want {
+			t.Errorf("%s: afterStackCheck = %d, %v; want %d (error %v)", c.name, got, err, c.want, c.err)
+		}
+	}
+}
+
 func TestDecodeTLSAccesses(t *testing.T) {
 	const codeAddr, gotAddr = 0x1000, 0x1100
 	mem := make([]byte, 0x200)

@@ -17,12 +17,15 @@ const (
 	Queue Category = "queue" // request waited before a worker picked it up
 	// Loop: the request was ready (its bytes, its reply or its timer had
 	// come) but its event loop was busy with other requests' work.
-	Loop  Category = "loop"
+	Loop Category = "loop"
+	// GC (Go, goroutine accounting): the goroutine was parked for the
+	// garbage collector (GC assist wait, sweep wait, …).
+	GC    Category = "gc"
 	Other Category = "other" // any other off-CPU time
 )
 
 // Categories lists every category in display order.
-var Categories = []Category{CPU, Runq, Net, File, Lock, Epoll, Sleep, Queue, Loop, Other}
+var Categories = []Category{CPU, Runq, Net, File, Lock, Epoll, Sleep, Queue, Loop, GC, Other}
 
 // Accounting is how a profile's breakdown was measured.
 type Accounting string
@@ -124,6 +127,9 @@ type Profile struct {
 	StealNS int64 `json:"steal_ns,omitempty"`
 	// Accounting says how the breakdown was measured.
 	Accounting Accounting `json:"accounting,omitempty"`
+	// GoroutineID (goroutine accounting) is the goroutine that served the
+	// request; TID is then the thread that read it.
+	GoroutineID uint64 `json:"goroutine_id,omitempty"`
 }
 
 // Segment is one wait of the serving thread longer than the segment

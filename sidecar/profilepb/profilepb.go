@@ -49,6 +49,7 @@ func ToProto(p *profile.Profile) *tracecamv1.Profile {
 		Tcp:           tcpToProto(p.TCP),
 		StealNs:       p.StealNS,
 		Accounting:    str(string(p.Accounting)),
+		GoroutineId:   p.GoroutineID,
 	}
 	if !p.StartTime.IsZero() {
 		out.StartTime = timestamppb.New(p.StartTime)
@@ -156,6 +157,7 @@ func FromProto(p *tracecamv1.Profile) *profile.Profile {
 		TCP:           tcpFromProto(p.GetTcp()),
 		StealNS:       p.GetStealNs(),
 		Accounting:    profile.Accounting(p.GetAccounting()),
+		GoroutineID:   p.GetGoroutineId(),
 	}
 	if ts := p.GetStartTime(); ts != nil {
 		out.StartTime = time.Unix(ts.GetSeconds(), int64(ts.GetNanos())).UTC()

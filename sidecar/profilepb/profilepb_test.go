@@ -53,9 +53,10 @@ func full() *profile.Profile {
 			Method: "GET", Route: "/downstream", Samples: 240, Warm: true, DurationNS: 10 * ms, DurationP90NS: 14 * ms,
 			Breakdown: map[profile.Category]int64{profile.Net: 5 * ms, profile.CPU: 4 * ms}, DNSNS: 1 * ms,
 		},
-		TCP:        &profile.TCPSend{WindowLimitedNS: 812_000_000, PeerWindowMinBytes: 87_040, PeerWindowBytes: 4096, DeliveryNS: 370_000_000},
-		StealNS:    1_500_000,
-		Accounting: profile.AccountingEventLoop,
+		TCP:         &profile.TCPSend{WindowLimitedNS: 812_000_000, PeerWindowMinBytes: 87_040, PeerWindowBytes: 4096, DeliveryNS: 370_000_000},
+		StealNS:     1_500_000,
+		Accounting:  profile.AccountingEventLoop,
+		GoroutineID: 4242,
 	}
 }
 

@@ -128,6 +128,9 @@ func (t *textView) header(p *profile.Profile) {
 		if p.ThreadName != "" {
 			ids += " (" + clean(p.ThreadName) + ")"
 		}
+		if p.GoroutineID != 0 {
+			ids += fmt.Sprintf(" goroutine %d", p.GoroutineID)
+		}
 		if p.Accounting != "" {
 			// How the breakdown was measured: a thread's exact counters,
 			// an event loop's time cut per request, a goroutine, or an

@@ -429,7 +429,10 @@ type Profile struct {
 	// worked for or waited for), "goroutine" (Go: the request's goroutine on
 	// whatever threads ran it), "estimated" (the camera could not follow the
 	// request's work and says so in partial_reason).
-	Accounting    string `protobuf:"bytes,32,opt,name=accounting,proto3" json:"accounting,omitempty"`
+	Accounting string `protobuf:"bytes,32,opt,name=accounting,proto3" json:"accounting,omitempty"`
+	// Go ("goroutine" accounting): the goroutine that served the request
+	// (Go's goroutine id); tid is then the thread that read the request.
+	GoroutineId   uint64 `protobuf:"varint,33,opt,name=goroutine_id,json=goroutineId,proto3" json:"goroutine_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -686,6 +689,13 @@ func (x *Profile) GetAccounting() string {
 		return x.Accounting
 	}
 	return ""
+}
+
+func (x *Profile) GetGoroutineId() uint64 {
+	if x != nil {
+		return x.GoroutineId
+	}
+	return 0
 }
 
 // What held back sending the response: the client's advertised receive
@@ -1972,7 +1982,7 @@ const file_tracecam_v1_profiler_proto_rawDesc = "" +
 	"\vpath_prefix\x18\x02 \x01(\tR\n" +
 	"pathPrefix\x12\x14\n" +
 	"\x05cause\x18\x03 \x01(\tR\x05cause\"\x12\n" +
-	"\x10GetStatusRequest\"\x9d\t\n" +
+	"\x10GetStatusRequest\"\xc0\t\n" +
 	"\aProfile\x12\x19\n" +
 	"\btrace_id\x18\x01 \x01(\tR\atraceId\x12\x17\n" +
 	"\aspan_id\x18\x02 \x01(\tR\x06spanId\x12$\n" +
@@ -2012,7 +2022,8 @@ const file_tracecam_v1_profiler_proto_rawDesc = "" +
 	"\bsteal_ns\x18\x1f \x01(\x03R\astealNs\x12\x1e\n" +
 	"\n" +
 	"accounting\x18  \x01(\tR\n" +
-	"accounting\x1a<\n" +
+	"accounting\x12!\n" +
+	"\fgoroutine_id\x18! \x01(\x04R\vgoroutineId\x1a<\n" +
 	"\x0eBreakdownEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\"\xb5\x01\n" +
