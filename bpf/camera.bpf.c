@@ -99,6 +99,7 @@ struct thread_state {
 	u64 g_steal_base;
 	u32 g_seq; /* the goroutine's run number when it got on this thread */
 	u32 go_layout;
+	u64 exec_ip; /* where the execute probe hit (the thread's address of it) */
 };
 
 struct {
@@ -541,6 +542,7 @@ static __always_inline void emit_segment(struct thread_state *st, u64 now)
 	e->run = st->agg_run;
 	e->blocked_ns = st->agg_blocked;
 	e->runq_ns = st->agg_runq;
+	e->waker_goid = 0;
 	e->bytes = st->agg_bytes;
 	e->count = st->agg_n;
 	e->waker_tid = st->waker_tid;
@@ -580,6 +582,7 @@ static __always_inline void emit_runq(struct thread_state *st, u64 start, u64 ru
 	e->run = run;
 	e->blocked_ns = run - start;
 	e->runq_ns = 0;
+	e->waker_goid = 0;
 	e->bytes = -1;
 	e->count = 1;
 	e->waker_tid = 0;
@@ -814,6 +817,7 @@ struct g_state {
 	u64 steal;
 	u64 off_ts;   /* left its thread at (0: on one, or not seen leaving) */
 	u64 ready_ts; /* made runnable at, while off */
+	u64 waker_goid; /* the goroutine that made it runnable (0: none seen) */
 	u32 seq;      /* runs so far (execute calls seen) */
 	u8 off_cat;   /* what it left for */
 	u8 reason;    /* its wait reason then */
@@ -881,10 +885,20 @@ static __always_inline void g_leave(struct thread_state *st, struct go_layout *g
 	u32 status = 0;
 	u8 reason = 0;
 
-	/* Already run again by another thread (its run number moved on): the
-	 * scheduler work this thread did since is nobody's. */
-	if (gs && gs->seq == st->g_seq) {
-		g_fold(st, gs);
+	if (!gs) {
+		st->goid = 0;
+		st->gptr = 0;
+		return;
+	}
+	/* Its time on this thread is its own even when another thread already
+	 * runs it again (a goroutine back from a blocking syscall without a P
+	 * is queued, and another thread may take it before this one is seen
+	 * going idle): that time is the syscall's, plus the few µs of the
+	 * scheduler since. */
+	g_fold(st, gs);
+	/* Only if no other thread took it since does its status say why it is
+	 * off. */
+	if (gs->seq == st->g_seq) {
 		bpf_probe_read_user(&status, sizeof(status), (void *)(st->gptr + gl->g_status));
 		switch (status & ~G_SCAN) {
 		case G_WAITING:
@@ -931,6 +945,7 @@ static __always_inline void emit_park(struct g_state *gs, u64 goid, u8 cat, u64 
 	e->run = now;
 	e->blocked_ns = wait;
 	e->runq_ns = runnable;
+	e->waker_goid = gs->ready_ts ? gs->waker_goid : 0;
 	e->bytes = -1;
 	e->count = 1;
 	e->waker_tid = 0;
@@ -999,6 +1014,7 @@ int go_execute(struct pt_regs *ctx)
 	gs->seq++;
 	st->goid = goid;
 	st->gptr = gp;
+	st->exec_ip = ctx->ip;
 	st->g_seq = gs->seq;
 	st->go_layout = idx + 1;
 	__builtin_memcpy(st->g_base, st->counters, sizeof(st->g_base));
@@ -1029,8 +1045,19 @@ int go_ready(struct pt_regs *ctx)
 		return 0;
 	gs->ready_ts = bpf_ktime_get_ns();
 	gs->woken_by_net = 0;
+	gs->waker_goid = 0;
 	st = state(false);
 	if (st && st->goid) {
+		/* The thread's goroutine is the waker only if it is still the
+		 * thread's current one (m.curg: ready runs on the g0 stack,
+		 * under systemstack; timers are run by the scheduler, with no
+		 * current goroutine). */
+		u64 fsbase = BPF_CORE_READ(bpf_get_current_task_btf(), thread.fsbase), g = 0, m = 0, curg = 0;
+		if (!fsbase || bpf_probe_read_user(&g, sizeof(g), (void *)(fsbase + gl->tls_g)) ||
+		    bpf_probe_read_user(&m, sizeof(m), (void *)(g + gl->g_m)) ||
+		    bpf_probe_read_user(&curg, sizeof(curg), (void *)(m + gl->m_curg)) || curg != st->gptr)
+			return 0;
+		gs->waker_goid = st->goid;
 		w = g_lookup(st->goid);
 		if (w && w->last_cat == CAT_NET)
 			gs->woken_by_net = 1;
@@ -1039,25 +1066,32 @@ int go_ready(struct pt_regs *ctx)
 }
 
 /* At a switch-out: has the goroutine the thread ran left it (parked, and
- * the thread went idle in the scheduler without running another)? The
- * thread's current g (TLS) still being it says no at the cost of one read;
- * otherwise its status decides: the thread may be running a signal
- * handler (Go's preemption signal) on its signal g, the goroutine still
- * its own; or in a syscall. */
+ * the thread went idle in the scheduler without running another)? It has
+ * when it is no longer the thread's current goroutine (m.curg, cleared by
+ * the scheduler as a goroutine parks, yields or is preempted). The
+ * thread's g (TLS) may be another while the goroutine stays: the g0 stack
+ * (systemstack, a stack copy) or the signal g (Go's preemption signal). */
 static __always_inline void g_check_left(struct thread_state *st, struct task_struct *task, u64 now)
 {
 	struct go_layout *gl = layout_of(st);
-	u64 fsbase, g = 0;
-	u32 status = 0;
+	u64 fsbase, g = 0, m = 0, curg = 0, ip;
 	if (!gl)
 		return;
 	fsbase = BPF_CORE_READ(task, thread.fsbase);
-	if (fsbase && !bpf_probe_read_user(&g, sizeof(g), (void *)(fsbase + gl->tls_g)) && g == st->gptr)
+	if (!fsbase || bpf_probe_read_user(&g, sizeof(g), (void *)(fsbase + gl->tls_g)))
 		return;
-	if (bpf_probe_read_user(&status, sizeof(status), (void *)(st->gptr + gl->g_status)))
+	if (g == st->gptr)
 		return;
-	status &= ~G_SCAN;
-	if (status == G_RUNNING || status == G_SYSCALL)
+	if (bpf_probe_read_user(&m, sizeof(m), (void *)(g + gl->g_m)) ||
+	    bpf_probe_read_user(&curg, sizeof(curg), (void *)(m + gl->m_curg)))
+		return;
+	if (curg == st->gptr)
+		return;
+	/* Not yet its current goroutine: switched out in execute itself,
+	 * between the probe and m.curg = gp (e.g. right on return from the
+	 * probe's trap). */
+	ip = BPF_CORE_READ((struct pt_regs *)bpf_task_pt_regs(task), ip);
+	if (ip >= st->exec_ip && ip < st->exec_ip + gl->exec_len)
 		return;
 	g_leave(st, gl, now);
 }

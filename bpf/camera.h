@@ -34,7 +34,11 @@ struct go_layout {
 	u32 g_goid;
 	u32 g_status;
 	u32 g_waitreason;
-	u32 _pad;
+	u32 g_m;    /* g.m */
+	u32 m_curg; /* m.curg */
+	/* bytes of runtime.execute from the probe to its end: a thread whose
+	 * user code sits there is about to run the goroutine it probed */
+	u32 exec_len;
 	s64 tls_g;
 	u8 wait_cat[WAIT_REASONS];
 };
@@ -177,6 +181,9 @@ struct segment_event {
 	u64 run;        /* back on CPU after the last wait */
 	u64 blocked_ns; /* time blocked (for runq segments: time runnable) */
 	u64 runq_ns;    /* time from wake-ups to running again */
+	/* a goroutine's park (d.sysnr SYS_GOPARK): the goroutine that readied
+	 * it (0: none seen, e.g. the network poller) */
+	u64 waker_goid;
 	s64 bytes; /* the blocking syscall's result when known, else -1 */
 	u32 count; /* waits coalesced */
 	u32 waker_tid;

@@ -87,6 +87,7 @@ type CameraG_state struct {
 	Steal      uint64
 	OffTs      uint64
 	ReadyTs    uint64
+	WakerGoid  uint64
 	Seq        uint32
 	OffCat     uint8
 	Reason     uint8
@@ -99,7 +100,9 @@ type CameraGoLayout struct {
 	G_goid       uint32
 	G_status     uint32
 	G_waitreason uint32
-	Pad          uint32
+	G_m          uint32
+	M_curg       uint32
+	ExecLen      uint32
 	TlsG         int64
 	WaitCat      [64]uint8
 }
@@ -112,6 +115,7 @@ type CameraSegmentEvent struct {
 	Run       uint64
 	BlockedNs uint64
 	RunqNs    uint64
+	WakerGoid uint64
 	Bytes     int64
 	Count     uint32
 	WakerTid  uint32
@@ -189,6 +193,7 @@ type CameraThreadState struct {
 	G_stealBase  uint64
 	G_seq        uint32
 	GoLayout     uint32
+	ExecIp       uint64
 }
 
 type CameraWaitDetail struct {

@@ -344,13 +344,15 @@ func TestGoServerGoroutines(t *testing.T) {
 					path  string
 					cat   profile.Category
 					cause profile.Cause
+					peer  string // named in the diagnosis
 				}{
-					{"/cpu?ms=200", profile.CPU, profile.CauseCPU},
-					{"/sleep?ms=200", profile.Sleep, profile.CauseSleep},
-					{"/downstream?ms=200", profile.Net, profile.CauseNet},
-					{"/client?ms=200", profile.Net, profile.CauseNet},
-					{"/lock?ms=200", profile.Lock, profile.CauseLock},
-					{"/fsync?n=10&kb=16", profile.File, profile.CauseFile},
+					{"/cpu?ms=200", profile.CPU, profile.CauseCPU, ""},
+					{"/sleep?ms=200", profile.Sleep, profile.CauseSleep, ""},
+					{"/downstream?ms=200", profile.Net, profile.CauseNet, w.slowAddr},
+					// the reply comes from the client's reader goroutine
+					{"/client?ms=200", profile.Net, profile.CauseNet, w.httpDn},
+					{"/lock?ms=200", profile.Lock, profile.CauseLock, ""},
+					{"/fsync?n=10&kb=16", profile.File, profile.CauseFile, ""},
 				} {
 					id := newTraceID()
 					get(t, base+c.path, id)
@@ -364,10 +366,9 @@ func TestGoServerGoroutines(t *testing.T) {
 						t.Errorf("%s: %s %.1f ms, the handler's clock says %.1f ms (want within 10%%):\n%s", c.path, c.cat,
 							ms(p.Breakdown[c.cat]), ms(main), dump(p))
 					}
-					if c.cat == profile.CPU {
-						checkRunq(t, p, tr)
+					if expectCause(t, p, tr, c.cause, main) && c.peer != "" && !strings.Contains(p.Diagnosis.Summary, c.peer) {
+						t.Errorf("%s: the diagnosis does not name the downstream %s:\n%s", c.path, c.peer, dump(p))
 					}
-					expectCause(t, p, tr, c.cause, main)
 				}
 			})
 		}

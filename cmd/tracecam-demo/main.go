@@ -57,6 +57,9 @@ func main() {
 func run() error {
 	sidecarPath := flag.String("sidecar", "", "tracecam-sidecar binary (default: next to this one)")
 	flag.Parse()
+	if *serveGo {
+		return runGoService()
+	}
 	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	if os.Geteuid() != 0 {
 		return errors.New("needs root (eBPF and cgroups): run with sudo")
@@ -178,6 +181,9 @@ func (d *demo) run(ctx context.Context, sidecarPath string) error {
 			return err
 		}
 		fmt.Println()
+	}
+	if err := d.runtimeScenarios(ctx, dir); err != nil {
+		return err
 	}
 	return printStatus(statusAddr)
 }

@@ -22,6 +22,8 @@ const benchPrefix = "tracecam-bench-"
 type benchCgroups struct {
 	base  cgroup.Target
 	nginx cgroup.Target // nginx master + worker, watched in the throughput trials
+	gosrv cgroup.Target // the Go server of the runtime trials
+	node  cgroup.Target // the Node.js server of the runtime trials
 	pod   cgroup.Target // an idle process, watched in the syscall-tax trials
 }
 
@@ -46,6 +48,12 @@ func createCgroups(cl *cleaner) (benchCgroups, error) {
 		return cgs, err
 	}
 	if cgs.pod, err = createCgroup(cl, cgs.base, "pod"); err != nil {
+		return cgs, err
+	}
+	if cgs.gosrv, err = createCgroup(cl, cgs.base, "go"); err != nil {
+		return cgs, err
+	}
+	if cgs.node, err = createCgroup(cl, cgs.base, "node"); err != nil {
 		return cgs, err
 	}
 	return cgs, nil

@@ -17,6 +17,8 @@ type tools struct {
 	sidecar     string // tracecam-sidecar binary
 	syscallLoop string // compiled e2e/workloads/syscall_loop.c
 	nginxTmpl   string // e2e/workloads/nginx.conf.tmpl
+	goServer    string // built e2e/workloads/goserver
+	nodeServer  string // e2e/workloads/nodeserver.js
 	clkTck      int    // clock ticks per second of /proc/PID/stat times
 }
 
@@ -89,6 +91,10 @@ func buildTools(ctx context.Context, cfg config, work string) (tools, error) {
 	}
 	if _, err := os.Stat(t.nginxTmpl); err != nil {
 		return t, fmt.Errorf("nginx config template: %w", err)
+	}
+	t.nodeServer = filepath.Join(root, "e2e", "workloads", "nodeserver.js")
+	if t.goServer, err = buildGoServer(ctx, root, work); err != nil {
+		return t, fmt.Errorf("building goserver: %w", err)
 	}
 	src := filepath.Join(root, "e2e", "workloads", "syscall_loop.c")
 	if _, err := output(ctx, "cc", "-O2", "-o", t.syscallLoop, src); err != nil {

@@ -29,6 +29,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/tracecam/tracecam/sidecar/cgroup"
 )
 
 type config struct {
@@ -139,9 +141,28 @@ func run(ctx context.Context, cfg config, cl *cleaner) error {
 	}
 	logf("host: %s", host)
 
-	tp, err := runThroughput(ctx, cl, cfg, tools, cgs.nginx, work)
-	if err != nil {
-		return fmt.Errorf("throughput benchmark: %w", err)
+	// One server at a time: each has the CPUs to itself while measured.
+	var tps []throughputResult
+	for _, srv := range []struct {
+		name  string
+		cg    cgroup.Target
+		start func() (*server, error)
+		goOff bool
+	}{
+		{"nginx", cgs.nginx, func() (*server, error) { return startNginx(ctx, cl, tools.nginxTmpl, cgs.nginx, work) }, false},
+		{"go", cgs.gosrv, func() (*server, error) { return startGoServer(ctx, cl, tools.goServer, cgs.gosrv) }, true},
+		{"node", cgs.node, func() (*server, error) { return startNodeServer(ctx, cl, tools.nodeServer, cgs.node) }, false},
+	} {
+		n, err := srv.start()
+		if err != nil {
+			return fmt.Errorf("starting %s: %w", srv.name, err)
+		}
+		tp, err := runThroughput(ctx, cl, cfg, tools, n, srv.cg, srv.goOff)
+		n.proc.stop(5 * time.Second)
+		if err != nil {
+			return fmt.Errorf("%s throughput benchmark: %w", srv.name, err)
+		}
+		tps = append(tps, tp)
 	}
 	tax, err := runSyscallTax(ctx, cl, cfg, tools, cgs.pod)
 	if err != nil {
@@ -163,7 +184,7 @@ func run(ctx context.Context, cfg config, cl *cleaner) error {
 		return fmt.Errorf("webhook benchmark: %w", err)
 	}
 
-	report := renderReport(host, cfg, tp, tax)
+	report := renderReport(host, cfg, tps, tax)
 	var b strings.Builder
 	writeAPILatency(&b, lat)
 	writeRedisBench(&b, rb)

@@ -19,15 +19,17 @@ import (
 // so per-request overhead (not bandwidth) dominates.
 const indexSize = 600
 
-// nginxServer is nginx (1 worker) running inside its own cgroup.
-type nginxServer struct {
+// server is an HTTP server under load, running inside its own cgroup:
+// nginx (1 worker), a Go net/http server or a Node.js http server.
+type server struct {
+	name string
 	proc *child
-	url  string // of index.html
+	url  string // what wrk fetches
 }
 
 // startNginx renders the workload config into work/nginx and starts nginx
 // inside cg. The caller's cleaner stops it.
-func startNginx(ctx context.Context, cl *cleaner, tmpl string, cg cgroup.Target, work string) (*nginxServer, error) {
+func startNginx(ctx context.Context, cl *cleaner, tmpl string, cg cgroup.Target, work string) (*server, error) {
 	prefix := filepath.Join(work, "nginx")
 	docroot := filepath.Join(prefix, "root")
 	if err := os.MkdirAll(docroot, 0o755); err != nil {
@@ -53,7 +55,7 @@ func startNginx(ctx context.Context, cl *cleaner, tmpl string, cg cgroup.Target,
 		return nil, err
 	}
 	cl.add(func() { proc.stop(5 * time.Second) })
-	n := &nginxServer{proc: proc, url: fmt.Sprintf("http://127.0.0.1:%d/index.html", port)}
+	n := &server{name: "nginx", proc: proc, url: fmt.Sprintf("http://127.0.0.1:%d/index.html", port)}
 	if err := n.waitReady(ctx); err != nil {
 		return nil, err
 	}
@@ -84,9 +86,8 @@ func renderNginxConf(tmpl, prefix, docroot string, port int) ([]byte, error) {
 	return []byte(r.Replace(string(data))), nil
 }
 
-// waitReady polls until nginx serves index.html (nginx prints no READY
-// line).
-func (n *nginxServer) waitReady(ctx context.Context) error {
+// waitReady polls until the server answers its URL.
+func (n *server) waitReady(ctx context.Context) error {
 	client := &http.Client{Timeout: time.Second}
 	deadline := time.Now().Add(15 * time.Second)
 	for {
@@ -96,7 +97,7 @@ func (n *nginxServer) waitReady(ctx context.Context) error {
 		if err := getOK(ctx, client, n.url); err == nil {
 			return nil
 		} else if time.Now().After(deadline) {
-			return fmt.Errorf("nginx not serving %s after 15s: %w", n.url, err)
+			return fmt.Errorf("%s not serving %s after 15s: %w", n.name, n.url, err)
 		}
 		if err := sleepCtx(ctx, 100*time.Millisecond); err != nil {
 			return err

@@ -10,35 +10,58 @@ import (
 )
 
 // renderReport formats the results as markdown.
-func renderReport(h hostInfo, cfg config, tp throughputResult, tax []*taxRow) string {
+func renderReport(h hostInfo, cfg config, tps []throughputResult, tax []*taxRow) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# tracecam overhead benchmark\n\n")
 	fmt.Fprintf(&b, "%s. %d trials per side, run alternately (without, with, without, ...); every figure is the median over trials unless noted. Load average (1/5/15 min) at start %s, at end %s.\n\n", h, cfg.trials, h.loadStart, loadAvg())
 	if s := foreignSidecars.summary(); s != "" {
 		fmt.Fprintf(&b, "**Warning:** tracecam sidecars this benchmark did not start were running during the run. Their probes are node-wide, so they slow the \"without sidecar\" baseline too (and compete for the 2 CPUs); treat the ratios with care:\n\n%s\n\n", s)
 	}
-	writeThroughput(&b, cfg, tp)
-	writeSidecarCost(&b, tp)
+	for _, tp := range tps {
+		writeThroughput(&b, cfg, tp)
+		writeSidecarCost(&b, tp)
+	}
 	writeTax(&b, tax)
-	writeAllTrials(&b, tp, tax)
+	writeAllTrials(&b, tps, tax)
 	return b.String()
+}
+
+// serverAbout says what each server of the throughput sections serves.
+var serverAbout = map[string]struct{ title, about string }{
+	"nginx": {"nginx throughput", fmt.Sprintf("nginx 1 worker, %d B static file, sendfile, keep-alive", indexSize)},
+	"go": {"Go net/http throughput", "e2e/workloads/goserver (net/http, GOMAXPROCS = CPUs) `GET /fast`, keep-alive; " +
+		"the sidecar follows its goroutines (uprobes on runtime.execute and runtime.ready); a third side runs the sidecar with `--go-probes=false`"},
+	"node": {"Node.js http throughput", "e2e/workloads/nodeserver.js (Debian's nodejs, `http`, one event loop) `GET /fast`, keep-alive"},
 }
 
 func writeThroughput(b *strings.Builder, cfg config, tp throughputResult) {
 	secs := int(cfg.duration.Round(time.Second) / time.Second)
-	fmt.Fprintf(b, "## nginx throughput\n\n")
-	fmt.Fprintf(b, "nginx 1 worker, %d B static file, sendfile, keep-alive; `wrk -t1 -c32 -d%ds --latency` from outside the watched cgroup.\n\n", indexSize, secs)
-	fmt.Fprintf(b, "| | without sidecar | with sidecar | with / without |\n|---|---:|---:|---:|\n")
+	about := serverAbout[tp.server]
+	fmt.Fprintf(b, "## %s\n\n", about.title)
+	fmt.Fprintf(b, "%s; `wrk -t1 -c32 -d%ds --latency` from outside the watched cgroup.\n\n", about.about, secs)
 	rps := func(t throughputTrial) float64 { return t.wrk.reqPerSec }
 	p50 := func(t throughputTrial) float64 { return float64(t.wrk.p50) }
 	p99 := func(t throughputTrial) float64 { return float64(t.wrk.p99) }
-	a, w := medianOf(tp.without, rps), medianOf(tp.with, rps)
-	fmt.Fprintf(b, "| requests/s | %s | %s | %.3f |\n", commas(a), commas(w), w/a)
-	a, w = medianOf(tp.without, p50), medianOf(tp.with, p50)
-	fmt.Fprintf(b, "| p50 latency | %s | %s | %.2f |\n", fmtDur(a), fmtDur(w), w/a)
-	a, w = medianOf(tp.without, p99), medianOf(tp.with, p99)
-	fmt.Fprintf(b, "| p99 latency | %s | %s | %.2f |\n\n", fmtDur(a), fmtDur(w), w/a)
-	for _, t := range append(slices.Clone(tp.without), tp.with...) {
+	if len(tp.withOff) == 0 {
+		fmt.Fprintf(b, "| | without sidecar | with sidecar | with / without |\n|---|---:|---:|---:|\n")
+		a, w := medianOf(tp.without, rps), medianOf(tp.with, rps)
+		fmt.Fprintf(b, "| requests/s | %s | %s | %.3f |\n", commas(a), commas(w), w/a)
+		a, w = medianOf(tp.without, p50), medianOf(tp.with, p50)
+		fmt.Fprintf(b, "| p50 latency | %s | %s | %.2f |\n", fmtDur(a), fmtDur(w), w/a)
+		a, w = medianOf(tp.without, p99), medianOf(tp.with, p99)
+		fmt.Fprintf(b, "| p99 latency | %s | %s | %.2f |\n\n", fmtDur(a), fmtDur(w), w/a)
+	} else {
+		fmt.Fprintf(b, "| | without sidecar | with sidecar | with / without | sidecar, goroutine probes off | off / without |\n|---|---:|---:|---:|---:|---:|\n")
+		row := func(name string, f func(throughputTrial) float64, format func(float64) string, ratio string) {
+			a, w, o := medianOf(tp.without, f), medianOf(tp.with, f), medianOf(tp.withOff, f)
+			fmt.Fprintf(b, "| %s | %s | %s | "+ratio+" | %s | "+ratio+" |\n", name, format(a), format(w), w/a, format(o), o/a)
+		}
+		row("requests/s", rps, commas, "%.3f")
+		row("p50 latency", p50, fmtDur, "%.2f")
+		row("p99 latency", p99, fmtDur, "%.2f")
+		b.WriteString("\n")
+	}
+	for _, t := range append(append(slices.Clone(tp.without), tp.with...), tp.withOff...) {
 		if t.wrk.socketErrors != "" {
 			fmt.Fprintf(b, "**Note:** wrk reported %s.\n\n", t.wrk.socketErrors)
 		}
@@ -47,7 +70,7 @@ func writeThroughput(b *strings.Builder, cfg config, tp throughputResult) {
 
 func writeSidecarCost(b *strings.Builder, tp throughputResult) {
 	w := tp.with
-	fmt.Fprintf(b, "## sidecar cost and coverage (with-sidecar throughput trials)\n\n")
+	fmt.Fprintf(b, "### %s: sidecar cost and coverage (with-sidecar trials)\n\n", tp.server)
 	// Min and max too: one starved trial (lost events, missing profiles)
 	// must not hide behind the median.
 	fmt.Fprintf(b, "| per trial | median | min | max |\n|---|---:|---:|---:|\n")
@@ -71,6 +94,13 @@ func writeSidecarCost(b *strings.Builder, tp throughputResult) {
 	})
 	counter("parse errors", func(t throughputTrial) uint64 { return t.delta.Assembler.ParseErrors })
 	counter("connections evicted", func(t throughputTrial) uint64 { return t.delta.Assembler.DroppedConns })
+	if len(tp.withOff) > 0 {
+		row2 := func(name string, f func(throughputTrial) float64, format func(float64) string) {
+			fmt.Fprintf(b, "| %s | %s | %s | %s |\n", name, format(medianOf(tp.withOff, f)), format(minOf(tp.withOff, f)), format(maxOf(tp.withOff, f)))
+		}
+		row2("goroutine probes off: sidecar CPU per 1,000 requests", throughputTrial.cpuPer1kReq, func(v float64) string { return fmt.Sprintf("%.1f ms", v) })
+		row2("goroutine probes off: profiles / requests", throughputTrial.profilesPerRequest, func(v float64) string { return fmt.Sprintf("%.3f", v) })
+	}
 	b.WriteString("\n")
 	// wrk does not count the up to 32 requests in flight when it stops, so
 	// a ratio a hair above 1 is expected; a shortfall means lost requests.
@@ -102,19 +132,25 @@ func loopName(r *taxRow) string {
 }
 
 // writeAllTrials lists every trial, so noise (or one bad trial) is visible.
-func writeAllTrials(b *strings.Builder, tp throughputResult, tax []*taxRow) {
+func writeAllTrials(b *strings.Builder, tps []throughputResult, tax []*taxRow) {
 	fmt.Fprintf(b, "## all trials (in run order)\n\n")
 	rps := func(ts []throughputTrial) string {
 		return joinF(ts, func(t throughputTrial) string { return commas(t.wrk.reqPerSec) })
 	}
-	fmt.Fprintf(b, "- requests/s without: %s; with: %s\n", rps(tp.without), rps(tp.with))
-	fmt.Fprintf(b, "- p99 without: %s; with: %s\n",
-		joinF(tp.without, func(t throughputTrial) string { return fmtDur(float64(t.wrk.p99)) }),
-		joinF(tp.with, func(t throughputTrial) string { return fmtDur(float64(t.wrk.p99)) }))
-	fmt.Fprintf(b, "- sidecar CPU ms per 1k requests: %s\n", joinF(tp.with, func(t throughputTrial) string { return fmt.Sprintf("%.1f", t.cpuPer1kReq()) }))
-	fmt.Fprintf(b, "- profiles / requests: %s\n", joinF(tp.with, func(t throughputTrial) string {
-		return fmt.Sprintf("%s/%s", commas(float64(t.delta.Assembler.Profiles)), commas(float64(t.wrk.requests)))
-	}))
+	for _, tp := range tps {
+		fmt.Fprintf(b, "- %s requests/s without: %s; with: %s", tp.server, rps(tp.without), rps(tp.with))
+		if len(tp.withOff) > 0 {
+			fmt.Fprintf(b, "; goroutine probes off: %s", rps(tp.withOff))
+		}
+		b.WriteString("\n")
+		fmt.Fprintf(b, "- %s p99 without: %s; with: %s\n", tp.server,
+			joinF(tp.without, func(t throughputTrial) string { return fmtDur(float64(t.wrk.p99)) }),
+			joinF(tp.with, func(t throughputTrial) string { return fmtDur(float64(t.wrk.p99)) }))
+		fmt.Fprintf(b, "- %s sidecar CPU ms per 1k requests: %s\n", tp.server, joinF(tp.with, func(t throughputTrial) string { return fmt.Sprintf("%.1f", t.cpuPer1kReq()) }))
+		fmt.Fprintf(b, "- %s profiles / requests: %s\n", tp.server, joinF(tp.with, func(t throughputTrial) string {
+			return fmt.Sprintf("%s/%s", commas(float64(t.delta.Assembler.Profiles)), commas(float64(t.wrk.requests)))
+		}))
+	}
 	for _, r := range tax {
 		ns := func(v float64) string { return fmt.Sprintf("%.1f", v) }
 		fmt.Fprintf(b, "- %s, %s, ns/op without: %s; with: %s\n", r.loop, r.label(), joinF(r.without, ns), joinF(r.with, ns))

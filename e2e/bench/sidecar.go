@@ -46,13 +46,14 @@ func (s sidecarStatus) eventsTotal() uint64 {
 // startSidecar starts the sidecar watching cg and waits until its probes
 // are attached (/readyz). The caller must stop it; it is also registered
 // with the cleaner in case the caller never gets there.
-func startSidecar(ctx context.Context, cl *cleaner, bin string, cg cgroup.Target) (*sidecar, error) {
+func startSidecar(ctx context.Context, cl *cleaner, bin string, cg cgroup.Target, extra ...string) (*sidecar, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	proc, err := startChild("tracecam-sidecar", nil, bin, "--cgroup", cg.Path, "--output", "none", "--http-addr", addr, "--grpc-addr", "")
+	args := append([]string{bin, "--cgroup", cg.Path, "--output", "none", "--http-addr", addr, "--grpc-addr", ""}, extra...)
+	proc, err := startChild("tracecam-sidecar", nil, args...)
 	if err != nil {
 		return nil, err
 	}

@@ -33,44 +33,56 @@ func (t throughputTrial) profilesPerRequest() float64 {
 }
 
 type throughputResult struct {
-	without, with []throughputTrial
+	server  string // nginx, go, node
+	about   string // one line on the server and the load
+	without []throughputTrial
+	with    []throughputTrial
+	// withOff (Go only): the sidecar with --go-probes=false, so the
+	// goroutine probes' own cost shows apart from the rest of the sidecar.
+	withOff []throughputTrial
 }
 
-// runThroughput starts one nginx in cg and alternates wrk trials without
-// and with the sidecar watching cg.
-func runThroughput(ctx context.Context, cl *cleaner, cfg config, t tools, cg cgroup.Target, work string) (throughputResult, error) {
-	var res throughputResult
-	n, err := startNginx(ctx, cl, t.nginxTmpl, cg, work)
-	if err != nil {
-		return res, err
-	}
-	logf("nginx (pid %d) serving %s from cgroup %s", n.proc.pid(), n.url, cg.Path)
-	// Warm up page cache, nginx's allocations and the CPU clocks, so the
-	// first "without" trial is not penalised.
-	logf("warming up nginx for 2s")
+// runThroughput alternates wrk trials on n (running in cg) without and
+// with the sidecar watching cg (and, with goOff, with the sidecar but
+// without its goroutine probes).
+func runThroughput(ctx context.Context, cl *cleaner, cfg config, t tools, n *server, cg cgroup.Target, goOff bool) (throughputResult, error) {
+	res := throughputResult{server: n.name}
+	logf("%s (pid %d) serving %s from cgroup %s", n.name, n.proc.pid(), n.url, cg.Path)
+	// Warm up page cache, the server's allocations and the CPU clocks, so
+	// the first "without" trial is not penalised.
+	logf("warming up %s for 2s", n.name)
 	if _, err := runWrk(ctx, n.url, 2*time.Second); err != nil {
 		return res, fmt.Errorf("warm-up: %w", err)
 	}
 	for i := 1; i <= cfg.trials; i++ {
 		a, err := throughputWithout(ctx, n, cfg.duration)
 		if err != nil {
-			return res, fmt.Errorf("trial %d without sidecar: %w", i, err)
+			return res, fmt.Errorf("%s trial %d without sidecar: %w", n.name, i, err)
 		}
 		res.without = append(res.without, a)
-		logf("throughput trial %d/%d without sidecar: %.0f req/s, p50 %s, p99 %s", i, cfg.trials, a.wrk.reqPerSec, a.wrk.p50, a.wrk.p99)
+		logf("%s trial %d/%d without sidecar: %.0f req/s, p50 %s, p99 %s", n.name, i, cfg.trials, a.wrk.reqPerSec, a.wrk.p50, a.wrk.p99)
 
 		b, err := throughputWith(ctx, cl, t, cg, n, cfg.duration)
 		if err != nil {
-			return res, fmt.Errorf("trial %d with sidecar: %w", i, err)
+			return res, fmt.Errorf("%s trial %d with sidecar: %w", n.name, i, err)
 		}
 		res.with = append(res.with, b)
-		logf("throughput trial %d/%d with sidecar:    %.0f req/s, p50 %s, p99 %s, sidecar %.1f ms CPU/1k req, profiles/requests %.3f, events lost %d",
-			i, cfg.trials, b.wrk.reqPerSec, b.wrk.p50, b.wrk.p99, b.cpuPer1kReq(), b.profilesPerRequest(), b.delta.LostTotal)
+		logf("%s trial %d/%d with sidecar:    %.0f req/s, p50 %s, p99 %s, sidecar %.1f ms CPU/1k req, profiles/requests %.3f, events lost %d",
+			n.name, i, cfg.trials, b.wrk.reqPerSec, b.wrk.p50, b.wrk.p99, b.cpuPer1kReq(), b.profilesPerRequest(), b.delta.LostTotal)
+		if goOff {
+			c, err := throughputWith(ctx, cl, t, cg, n, cfg.duration, "--go-probes=false")
+			if err != nil {
+				return res, fmt.Errorf("%s trial %d with sidecar, goroutine probes off: %w", n.name, i, err)
+			}
+			res.withOff = append(res.withOff, c)
+			logf("%s trial %d/%d with sidecar, goroutine probes off: %.0f req/s, sidecar %.1f ms CPU/1k req",
+				n.name, i, cfg.trials, c.wrk.reqPerSec, c.cpuPer1kReq())
+		}
 	}
 	return res, nil
 }
 
-func throughputWithout(ctx context.Context, n *nginxServer, d time.Duration) (throughputTrial, error) {
+func throughputWithout(ctx context.Context, n *server, d time.Duration) (throughputTrial, error) {
 	if err := pauseAndCheck(ctx, n); err != nil {
 		return throughputTrial{}, err
 	}
@@ -80,9 +92,9 @@ func throughputWithout(ctx context.Context, n *nginxServer, d time.Duration) (th
 
 // throughputWith starts a fresh sidecar per trial, so "without" trials
 // really run with no probes attached.
-func throughputWith(ctx context.Context, cl *cleaner, t tools, cg cgroup.Target, n *nginxServer, d time.Duration) (throughputTrial, error) {
+func throughputWith(ctx context.Context, cl *cleaner, t tools, cg cgroup.Target, n *server, d time.Duration, sidecarArgs ...string) (throughputTrial, error) {
 	var tr throughputTrial
-	s, err := startSidecar(ctx, cl, t.sidecar, cg)
+	s, err := startSidecar(ctx, cl, t.sidecar, cg, sidecarArgs...)
 	if err != nil {
 		return tr, err
 	}
@@ -123,7 +135,7 @@ func throughputWith(ctx context.Context, cl *cleaner, t tools, cg cgroup.Target,
 
 // pauseAndCheck lets the previous trial's connections and sidecar teardown
 // settle, and makes sure nginx is still up.
-func pauseAndCheck(ctx context.Context, n *nginxServer) error {
+func pauseAndCheck(ctx context.Context, n *server) error {
 	if err := sleepCtx(ctx, time.Second); err != nil {
 		return err
 	}

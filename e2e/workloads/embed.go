@@ -1,5 +1,5 @@
-// Package workloads bundles the demo and test workloads (the Python and Java
-// servers, the slow downstream, the DNS server) into Go binaries, so
+// Package workloads bundles the demo and test workloads (the Python, Java and
+// Node.js servers, the slow downstream, the DNS server) into Go binaries, so
 // `tracecam-demo` runs from anywhere without the source tree.
 package workloads
 
@@ -7,5 +7,5 @@ import "embed"
 
 // Files holds the workload sources.
 //
-//go:embed *.py *.java
+//go:embed *.py *.java *.js
 var Files embed.FS

@@ -133,9 +133,9 @@ func Start(cfg Config) (*Agent, error) {
 		gof: newGoFollower(cam.FollowGo),
 	}
 	if cfg.NoGoProbes {
-		a.gof = newGoFollower(func(string, *gobin.Binary) error {
-			return errors.New("goroutine probes are off (--go-probes=false)")
-		})
+		const off = "goroutine probes are off (--go-probes=false)"
+		a.gof = newGoFollower(func(string, *gobin.Binary) error { return errors.New(off) })
+		a.gof.off = "its goroutines are not followed: " + off
 	}
 	if cfg.Redis != nil {
 		c, err := rediscache.New(*cfg.Redis)

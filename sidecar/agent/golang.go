@@ -22,6 +22,9 @@ import (
 // probes are attached stay estimated, and say why.
 type goFollower struct {
 	follow func(path string, b *gobin.Binary) error // capture.Camera.FollowGo
+	// off, when set, is why no Go program is followed at all (the reason
+	// every Go profile gives, from its first request on).
+	off string
 
 	mu     sync.Mutex
 	procs  map[uint32]*goProc
@@ -100,12 +103,13 @@ func (f *goFollower) check(pid uint32) {
 	f.mu.Unlock()
 
 	b, err := gobin.Inspect(path)
+	var reasons []string
 	if err == nil {
-		gb.b = b
-		gb.reasons, _ = b.WaitReasons()
+		reasons, _ = b.WaitReasons()
 		err = f.follow(path, b)
 	}
 	f.mu.Lock()
+	gb.b, gb.reasons = b, reasons
 	gb.followed, gb.err = err == nil, err
 	p.bin = gb
 	f.mu.Unlock()
@@ -121,15 +125,16 @@ func (f *goFollower) check(pid uint32) {
 func (f *goFollower) runtime(pid uint32) string {
 	f.mu.Lock()
 	p := f.procs[pid]
+	checked, isGo := p != nil && p.checked, p != nil && p.isGo
 	f.mu.Unlock()
-	if p == nil || !p.checked {
+	if !checked {
 		// Not looked at yet (an event raced the check): read it now.
 		if _, err := buildinfo.ReadFile(fmt.Sprintf("/proc/%d/exe", pid)); err != nil {
 			return ""
 		}
 		return "go"
 	}
-	if p.isGo {
+	if isGo {
 		return "go"
 	}
 	return ""
@@ -137,6 +142,9 @@ func (f *goFollower) runtime(pid uint32) string {
 
 // unfollowed is the assembler's Config.GoUnfollowed.
 func (f *goFollower) unfollowed(pid uint32) string {
+	if f.off != "" {
+		return f.off
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	p := f.procs[pid]

@@ -184,6 +184,13 @@ type Assembler struct {
 	// goroutines keep the waits of Go programs' goroutines (segments the
 	// kernel tagged with one), whichever threads they ran on.
 	goroutines map[goKey]*thread
+	// goServing is the request each goroutine serves (Go programs): whose
+	// downstream traffic its socket events are, whatever thread ran it.
+	goServing map[goKey]*request
+	// goTraffic keeps each goroutine's last outbound socket events: the
+	// peer a parked request waited for when another goroutine (net/http's
+	// client reader, gRPC's) did the network I/O and woke it.
+	goTraffic map[goKey]*goTraffic
 	// awaiting holds profiles whose response was still on its way to the
 	// client at its last write (TCP): they are emitted when the client
 	// acknowledges it (event.Acked), with the delivery time.
@@ -213,6 +220,7 @@ func New(cfg Config, emit func(*profile.Profile)) *Assembler {
 		cfg.WallClock = func(uint64) time.Time { return time.Time{} }
 	}
 	return &Assembler{cfg: cfg, emit: emit, conns: map[connKey]*conn{}, threads: map[uint32]*thread{}, goroutines: map[goKey]*thread{},
+		goServing: map[goKey]*request{}, goTraffic: map[goKey]*goTraffic{},
 		awaiting: map[connKey]*awaitingProfile{}}
 }
 
@@ -406,7 +414,7 @@ func (a *Assembler) handleData(d *event.Data, ctx *request) {
 				a.endConn(key, "client closed before the response")
 				return
 			}
-			if c.cur != nil && !c.cur.respStarted && c.cur.tid == d.TID {
+			if c.cur != nil && !c.cur.respStarted && sameServer(c.cur, d) {
 				c.cur.reqBytes += d.Ret // request body, or the rest of a split head
 				if c.cur.headBuf != nil {
 					a.continueHead(c.cur, d)
@@ -445,10 +453,10 @@ func (a *Assembler) startRequest(c *conn, d *event.Data, b []byte, n int64, pipe
 	a.parseHead(r, b, int64(len(b)) == n)
 	if c.cur == nil {
 		c.cur = r
-		a.thread(d.TID).serving = r
+		a.setServing(d.TID, r)
 		return
 	}
-	if !c.cur.respStarted && !pipelined && c.cur.tid != d.TID {
+	if !c.cur.respStarted && !pipelined && !sameServer(c.cur, d) {
 		// Another thread reads a new request while the previous one never
 		// saw a response: its events were lost. Pipelined requests are read
 		// by one thread; do not queue this one behind a request that will
@@ -456,7 +464,7 @@ func (a *Assembler) startRequest(c *conn, d *event.Data, b []byte, n int64, pipe
 		a.c.Incomplete++
 		a.release(c.cur)
 		c.cur, c.pending = r, nil
-		a.thread(d.TID).serving = r
+		a.setServing(d.TID, r)
 		return
 	}
 	if c.cur.respStarted && !pipelined {
@@ -465,7 +473,7 @@ func (a *Assembler) startRequest(c *conn, d *event.Data, b []byte, n int64, pipe
 		a.conns[c.key] = c // finish forgets an idle connection; this one goes on
 		if c.cur == nil {
 			c.cur = r
-			a.thread(d.TID).serving = r
+			a.setServing(d.TID, r)
 			return
 		}
 	}
@@ -573,6 +581,13 @@ func (a *Assembler) onOutbound(d *event.Data, ctx *request) {
 		return
 	}
 	r := ctx
+	if d.Goid != 0 {
+		// A goroutine's: its own request's, whichever thread ran it.
+		a.recordGoTraffic(d)
+		if r = a.goServing[goKey{d.PID, d.Goid}]; r == nil {
+			return
+		}
+	}
 	if r == nil {
 		// An event loop with several requests in flight: without a
 		// context, whose call this is cannot be told.
@@ -598,23 +613,74 @@ func (a *Assembler) onOutbound(d *event.Data, ctx *request) {
 	if !peer.IsValid() || peer.Port() == 0 || d.Ret <= 0 {
 		return
 	}
-	key := peer.String()
+	addPeerTraffic(r, peer.String(), d.Sock.Protocol(), d.TS, d.Out, d.Ret)
+}
+
+// addPeerTraffic counts n bytes to or from peer at ts in r's network.
+func addPeerTraffic(r *request, key, proto string, ts uint64, out bool, n int64) {
 	p := r.peers[key]
 	if p == nil {
 		if r.peers == nil {
 			r.peers = map[string]*profile.NetworkPeer{}
 		}
-		p = &profile.NetworkPeer{Peer: key, Protocol: d.Sock.Protocol(), StartOffsetNS: int64(d.TS - r.start)}
+		p = &profile.NetworkPeer{Peer: key, Protocol: proto, StartOffsetNS: int64(ts - r.start)}
 		r.peers[key] = p
 	}
-	if d.Out {
+	if out {
 		if p.BytesReceived > 0 || p.Calls == 0 {
 			p.Calls++ // a new exchange starts with a send after a receive
 		}
-		p.BytesSent += d.Ret
+		p.BytesSent += n
 	} else {
-		p.BytesReceived += d.Ret
+		p.BytesReceived += n
 	}
+}
+
+// goTraffic is a ring of a goroutine's last outbound socket transfers.
+type goTraffic struct {
+	ev   [16]goTransfer
+	next int
+	last uint64 // ts of the newest
+}
+
+type goTransfer struct {
+	ts    uint64
+	peer  string
+	proto string
+	out   bool
+	n     int64
+}
+
+func (a *Assembler) recordGoTraffic(d *event.Data) {
+	peer := d.Sock.Remote
+	if !peer.IsValid() || peer.Port() == 0 || d.Ret <= 0 {
+		return
+	}
+	k := goKey{d.PID, d.Goid}
+	g := a.goTraffic[k]
+	if g == nil {
+		g = &goTraffic{}
+		a.goTraffic[k] = g
+	}
+	g.ev[g.next] = goTransfer{ts: d.TS, peer: peer.String(), proto: d.Sock.Protocol(), out: d.Out, n: d.Ret}
+	g.next = (g.next + 1) % len(g.ev)
+	g.last = d.TS
+}
+
+// goTransfers are goroutine k's recorded transfers within [lo, hi].
+func (a *Assembler) goTransfers(k goKey, lo, hi uint64) []goTransfer {
+	g := a.goTraffic[k]
+	if g == nil {
+		return nil
+	}
+	var out []goTransfer
+	for i := range g.ev {
+		e := g.ev[(g.next+i)%len(g.ev)]
+		if e.peer != "" && e.ts >= lo && e.ts <= hi {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 func (a *Assembler) onDNS(r *request, d *event.Data, server netip.AddrPort) {
@@ -706,10 +772,31 @@ func (a *Assembler) endConn(k connKey, why string) {
 	delete(a.conns, k)
 }
 
+// sameServer says whether d comes from what serves r: its thread, or in a
+// Go program its goroutine (on whatever thread).
+func sameServer(r *request, d *event.Data) bool {
+	if r.goid != 0 && d.Goid != 0 {
+		return r.goid == d.Goid
+	}
+	return r.tid == d.TID
+}
+
+// setServing marks r as what thread tid (and r's goroutine, in a Go
+// program) works for.
+func (a *Assembler) setServing(tid uint32, r *request) {
+	a.thread(tid).serving = r
+	if r.goid != 0 {
+		a.goServing[goKey{r.key.pid, r.goid}] = r
+	}
+}
+
 func (a *Assembler) release(r *request) {
 	t := a.threads[r.tid]
 	if t != nil && t.serving == r {
 		t.serving = nil
+	}
+	if k := (goKey{r.key.pid, r.goid}); r.goid != 0 && a.goServing[k] == r {
+		delete(a.goServing, k)
 	}
 	if t != nil && t.loop != nil {
 		t.loop.end(r)
@@ -767,6 +854,11 @@ func (a *Assembler) Flush(now uint64) {
 		}
 		t.segs = keep
 	}
+	for k, g := range a.goTraffic {
+		if a.now-g.last >= stale {
+			delete(a.goTraffic, k)
+		}
+	}
 	for k, t := range a.goroutines {
 		keep := t.segs[:0]
 		for _, s := range t.segs {
@@ -803,7 +895,7 @@ func (a *Assembler) finish(c *conn, partialWhy string) {
 			next.served = r.lastTS
 		}
 		c.cur = next
-		a.thread(next.tid).serving = next
+		a.setServing(next.tid, next)
 		return
 	}
 	delete(a.conns, c.key)
@@ -1009,6 +1101,9 @@ func (a *Assembler) addTimeline(p *profile.Profile, r *request, end uint64) {
 			Category: profile.Queue, DurationNS: r.bufferedNS,
 			Detail: fmt.Sprintf("request waited in the socket receive buffer until thread %d (%s) read it", r.tid, r.comm),
 		})
+		if r.goid != 0 {
+			p.Timeline[len(p.Timeline)-1].Detail = fmt.Sprintf("request waited in the socket receive buffer until goroutine %d (on thread %d) read it", r.goid, r.tid)
+		}
 	}
 	a.addSegments(p, r, end, nil)
 	sort.SliceStable(p.Timeline, func(i, j int) bool { return p.Timeline[i].StartOffsetNS < p.Timeline[j].StartOffsetNS })
@@ -1092,6 +1187,9 @@ func (a *Assembler) addSegments(p *profile.Profile, r *request, end uint64, keep
 				reason = fmt.Sprintf("wait reason %d", s.Arg0)
 			}
 			seg.Detail = "goroutine parked: " + reason
+			if cat == profile.Net || cat == profile.Queue {
+				seg.Peer = a.parkPeer(r, s)
+			}
 		}
 		if s.Syscall == 202 {
 			seg.Detail = fmt.Sprintf("futex 0x%x", uint64(s.Arg0))
@@ -1102,6 +1200,29 @@ func (a *Assembler) addSegments(p *profile.Profile, r *request, end uint64, keep
 		}
 		p.Timeline = append(p.Timeline, seg)
 	}
+}
+
+// parkPeer names the peer a goroutine's park waited for: the traffic of
+// the goroutine that woke it (net/http's client hands the response over a
+// channel from its reader goroutine) during the park, which then counts in
+// r's network; or, woken by the network poller, its own transfers around
+// the park (the request it sent before, the reply it read after).
+func (a *Assembler) parkPeer(r *request, s *event.Segment) string {
+	var xs []goTransfer
+	if s.WakerGoid != 0 {
+		xs = a.goTransfers(goKey{s.PID, s.WakerGoid}, s.Start, max(s.Wake, s.Start))
+		for _, x := range xs {
+			addPeerTraffic(r, x.peer, x.proto, x.ts, x.out, x.n)
+		}
+	} else {
+		const around = uint64(time.Millisecond)
+		xs = a.goTransfers(goKey{s.PID, s.Goid}, s.Start-min(s.Start, around), s.Run+around)
+	}
+	if len(xs) == 0 {
+		return ""
+	}
+	// the last one: the reply that ended the wait
+	return xs[len(xs)-1].peer
 }
 
 func (a *Assembler) addNetwork(p *profile.Profile, r *request, end uint64) {

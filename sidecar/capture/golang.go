@@ -31,9 +31,9 @@ var waitCats = map[string]uint8{
 }
 
 // GoLayout is what the kernel programs need to know of a Go binary's
-// runtime (struct go_layout): the offsets of g.goid, g.atomicstatus and
-// g.waitreason, where the thread's g pointer sits, and each wait reason's
-// category.
+// runtime (struct go_layout): the offsets of g.goid, g.atomicstatus,
+// g.waitreason, g.m and m.curg, where the thread's g pointer sits, and
+// each wait reason's category.
 func GoLayout(b *gobin.Binary) (bpf.CameraGoLayout, error) {
 	var l bpf.CameraGoLayout
 	off, err := b.Offsets()
@@ -49,6 +49,7 @@ func GoLayout(b *gobin.Binary) (bpf.CameraGoLayout, error) {
 		return l, fmt.Errorf("wait reasons: %w", err)
 	}
 	l.G_goid, l.G_status, l.G_waitreason, l.TlsG = off.G.Goid, off.G.AtomicStatus, off.G.WaitReason, tls
+	l.G_m, l.M_curg = off.G.M, off.M.Curg
 	for i := range l.WaitCat {
 		l.WaitCat[i] = event.CatOther
 		if i < len(reasons) {
@@ -72,6 +73,7 @@ func (c *Camera) FollowGo(path string, b *gobin.Binary) error {
 	if err != nil {
 		return err
 	}
+	layout.ExecLen = uint32(exec.Size - exec.Skip)
 	ready, err := b.Probe("runtime.ready")
 	if err != nil {
 		return err

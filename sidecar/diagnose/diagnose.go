@@ -571,6 +571,9 @@ func lockFinding(p *profile.Profile) finding {
 	if g.syscall != "" {
 		what = "a " + g.syscall
 	}
+	if r := parkReason(segs); r != "" {
+		what = r // a goroutine's: sync.Mutex.Lock, semacquire, …
+	}
 	if g.key == "" {
 		f.phrase = fmt.Sprintf("blocked on %s, holder not seen", what)
 	} else {
@@ -583,6 +586,24 @@ func lockFinding(p *profile.Profile) finding {
 		f.phrase += fmt.Sprintf(" and %s", profile.Plural(len(groups)-1, "other holder", "other holders"))
 	}
 	return f
+}
+
+// parkPrefix starts the detail of a goroutine's park segment (assemble).
+const parkPrefix = "goroutine parked: "
+
+// parkReason is the Go wait reason most of segs' goroutine parks had.
+func parkReason(segs []profile.Segment) string {
+	groups := group(segs, func(s profile.Segment) string {
+		r, _ := strings.CutPrefix(s.Detail, parkPrefix)
+		if r == s.Detail {
+			return ""
+		}
+		return r
+	})
+	if len(groups) == 0 {
+		return ""
+	}
+	return groups[0].key
 }
 
 func sleepFinding(p *profile.Profile) finding {
@@ -598,6 +619,11 @@ func sleepFinding(p *profile.Profile) finding {
 		// On an event loop a sleep is a timer the request waited for
 		// (setTimeout, asyncio.sleep), with nothing asked of the network.
 		f.phrase = "waiting for a timer on its event loop (nothing asked of the network meanwhile)"
+	}
+	if p.Accounting == profile.AccountingGoroutine {
+		// Go sleeps without a syscall: the goroutine parks until its timer.
+		f.phrase = "parked until a timer (time.Sleep, a timer or ticker channel)"
+		return f
 	}
 	if groups := group(segs, func(s profile.Segment) string { return s.Syscall }); len(groups) > 0 && groups[0].key != "" {
 		f.phrase = "in " + groups[0].key

@@ -108,6 +108,57 @@ func TestDiagnose(t *testing.T) {
 			evidence: []string{"GET /hog", "delays every request"},
 		},
 		{
+			name: "goroutine: a Go lock names the wait reason",
+			p: func() *profile.Profile {
+				p := prof(bd{profile.Lock: 200 * ms, profile.CPU: 1 * ms}, []profile.Segment{
+					{Category: profile.Lock, StartOffsetNS: 1 * ms, DurationNS: 200 * ms, Detail: "goroutine parked: sync.Mutex.Lock"},
+				})
+				p.Accounting = profile.AccountingGoroutine
+				return p
+			}(),
+			cause:    profile.CauseLock,
+			summary:  "lock: 200.0 ms (100%) blocked on sync.Mutex.Lock, holder not seen",
+			evidence: []string{"goroutine parked: sync.Mutex.Lock"},
+		},
+		{
+			name: "goroutine: a sleep is a timer, not a syscall",
+			p: func() *profile.Profile {
+				p := prof(bd{profile.Sleep: 200 * ms}, []profile.Segment{
+					{Category: profile.Sleep, DurationNS: 200 * ms, Detail: "goroutine parked: sleep"},
+				})
+				p.Accounting = profile.AccountingGoroutine
+				return p
+			}(),
+			cause:   profile.CauseSleep,
+			summary: "sleep: 200.0 ms (100%) parked until a timer (time.Sleep, a timer or ticker channel)",
+		},
+		{
+			name: "goroutine: a channel wait is queue, said as such",
+			p: func() *profile.Profile {
+				p := prof(bd{profile.Queue: 180 * ms, profile.CPU: 20 * ms}, []profile.Segment{
+					{Category: profile.Queue, DurationNS: 180 * ms, Detail: "goroutine parked: chan receive"},
+				})
+				p.Accounting = profile.AccountingGoroutine
+				return p
+			}(),
+			cause:    profile.CauseQueue,
+			contain:  []string{"parked on a channel"},
+			evidence: []string{"chan receive"},
+		},
+		{
+			name: "goroutine: parked for the collector is gc",
+			p: func() *profile.Profile {
+				p := prof(bd{profile.GC: 150 * ms, profile.CPU: 50 * ms}, []profile.Segment{
+					{Category: profile.GC, DurationNS: 150 * ms, Detail: "goroutine parked: GC assist wait"},
+				})
+				p.Accounting = profile.AccountingGoroutine
+				return p
+			}(),
+			cause:    profile.CauseGC,
+			contain:  []string{"garbage collector"},
+			evidence: []string{"GC assist wait"},
+		},
+		{
 			name: "an estimated breakdown gives no verdict",
 			p: func() *profile.Profile {
 				p := prof(bd{profile.Lock: 160 * ms, profile.CPU: 40 * ms}, nil)

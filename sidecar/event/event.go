@@ -192,17 +192,21 @@ type Segment struct {
 	Start, Wake, Run uint64
 	BlockedNS        uint64 // time waiting (runnable time for runq segments)
 	RunqNS           uint64 // time from wake-ups to running again
-	Count            uint32 // consecutive same-kind waits coalesced
-	Bytes            int64  // the blocking syscalls' results, -1 unknown
-	Category         int
-	WakerTID         uint32
-	WakerComm        string
-	Comm             string
-	Syscall          int32 // -1 when not in a syscall
-	Arg0             int64
-	FD               int32
-	FDKind           FDKind
-	IOWait           bool
+	// WakerGoid (a goroutine's park, Syscall SyscallGoPark) is the
+	// goroutine that made it runnable; 0 when none was seen (the network
+	// poller readies goroutines without one).
+	WakerGoid uint64
+	Count     uint32 // consecutive same-kind waits coalesced
+	Bytes     int64  // the blocking syscalls' results, -1 unknown
+	Category  int
+	WakerTID  uint32
+	WakerComm string
+	Comm      string
+	Syscall   int32 // -1 when not in a syscall
+	Arg0      int64
+	FD        int32
+	FDKind    FDKind
+	IOWait    bool
 	// Timed is a futex wait with a timeout (the kernel counts it as sleep
 	// when it ended by expiry rather than by another thread of the process).
 	Timed        bool
@@ -307,6 +311,7 @@ func decode(raw []byte, reuse *Data) (any, error) {
 			Run:       r.Run,
 			BlockedNS: r.BlockedNs,
 			RunqNS:    r.RunqNs,
+			WakerGoid: r.WakerGoid,
 			Count:     r.Count,
 			Bytes:     r.Bytes,
 			Category:  int(r.Cat),
