@@ -150,7 +150,10 @@ func run(ctx context.Context, cfg config, cl *cleaner) error {
 		goOff bool
 	}{
 		{"nginx", cgs.nginx, func() (*server, error) { return startNginx(ctx, cl, tools.nginxTmpl, cgs.nginx, work) }, false},
-		{"go", cgs.gosrv, func() (*server, error) { return startGoServer(ctx, cl, tools.goServer, cgs.gosrv) }, true},
+		{"go", cgs.gosrv, func() (*server, error) { return startGoServer(ctx, cl, tools.goServer, cgs.gosrv, "go", "/fast") }, true},
+		{"go-work", cgs.gosrv, func() (*server, error) {
+			return startGoServer(ctx, cl, tools.goServer, cgs.gosrv, "go-work", "/work?us=100")
+		}, true},
 		{"node", cgs.node, func() (*server, error) { return startNodeServer(ctx, cl, tools.nodeServer, cgs.node) }, false},
 	} {
 		n, err := srv.start()

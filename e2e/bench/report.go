@@ -31,6 +31,8 @@ var serverAbout = map[string]struct{ title, about string }{
 	"nginx": {"nginx throughput", fmt.Sprintf("nginx 1 worker, %d B static file, sendfile, keep-alive", indexSize)},
 	"go": {"Go net/http throughput", "e2e/workloads/goserver (net/http, GOMAXPROCS = CPUs) `GET /fast`, keep-alive; " +
 		"the sidecar follows its goroutines (uprobes on runtime.execute and runtime.ready); a third side runs the sidecar with `--go-probes=false`"},
+	"go-work": {"Go net/http throughput, a handler doing 100 µs of work", "the same Go server, `GET /work?us=100` (burns 100 µs of CPU): the tax on a handler that does something; " +
+		"sides as above"},
 	"node": {"Node.js http throughput", "e2e/workloads/nodeserver.js (Debian's nodejs, `http`, one event loop) `GET /fast`, keep-alive"},
 }
 

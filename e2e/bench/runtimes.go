@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/tracecam/tracecam/internal/gobuild"
@@ -26,8 +27,13 @@ func buildGoServer(ctx context.Context, root, work string) (string, error) {
 	return bin, nil
 }
 
-func startGoServer(ctx context.Context, cl *cleaner, bin string, cg cgroup.Target) (*server, error) {
-	return startRuntimeServer(ctx, cl, "go", cg, bin, "--port")
+func startGoServer(ctx context.Context, cl *cleaner, bin string, cg cgroup.Target, name, path string) (*server, error) {
+	s, err := startRuntimeServer(ctx, cl, name, cg, bin, "--port")
+	if err != nil {
+		return nil, err
+	}
+	s.url = strings.TrimSuffix(s.url, "/fast") + path
+	return s, nil
 }
 
 func startNodeServer(ctx context.Context, cl *cleaner, script string, cg cgroup.Target) (*server, error) {

@@ -191,6 +191,9 @@ type Assembler struct {
 	// peer a parked request waited for when another goroutine (net/http's
 	// client reader, gRPC's) did the network I/O and woke it.
 	goTraffic map[goKey]*goTraffic
+	// carried holds a read too short to tell whether a request starts
+	// ("G"), per connection, to be joined with the connection's next read.
+	carried map[connKey][]byte
 	// awaiting holds profiles whose response was still on its way to the
 	// client at its last write (TCP): they are emitted when the client
 	// acknowledges it (event.Acked), with the delivery time.
@@ -220,7 +223,7 @@ func New(cfg Config, emit func(*profile.Profile)) *Assembler {
 		cfg.WallClock = func(uint64) time.Time { return time.Time{} }
 	}
 	return &Assembler{cfg: cfg, emit: emit, conns: map[connKey]*conn{}, threads: map[uint32]*thread{}, goroutines: map[goKey]*thread{},
-		goServing: map[goKey]*request{}, goTraffic: map[goKey]*goTraffic{},
+		goServing: map[goKey]*request{}, goTraffic: map[goKey]*goTraffic{}, carried: map[connKey][]byte{},
 		awaiting: map[connKey]*awaitingProfile{}}
 }
 
@@ -383,6 +386,21 @@ func (a *Assembler) handleData(d *event.Data, ctx *request) {
 	// exchange leaves nothing behind, so closed connections cost nothing.
 	c := a.conns[key]
 	if !d.Out {
+		if pre, ok := a.carried[key]; ok {
+			// The rest of a request line whose first bytes came alone.
+			delete(a.carried, key)
+			if joined := append(pre, d.Bytes...); httpparse.LooksLikeRequest(joined) {
+				d.Bytes, d.Ret = joined, d.Ret+int64(len(pre))
+			}
+		}
+		if len(d.Bytes) < 8 && int64(len(d.Bytes)) == d.Ret && httpparse.MayStartRequest(d.Bytes) &&
+			(c == nil || c.cur == nil || c.cur.respStarted) {
+			if len(a.carried) >= a.cfg.MaxConns { // bounded like connections
+				clear(a.carried)
+			}
+			a.carried[key] = append([]byte(nil), d.Bytes...)
+			return
+		}
 		if httpparse.LooksLikeRequest(d.Bytes) {
 			if c == nil {
 				if len(a.conns) >= a.cfg.MaxConns {

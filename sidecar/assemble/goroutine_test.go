@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tracecam/tracecam/sidecar/event"
 	"github.com/tracecam/tracecam/sidecar/profile"
@@ -134,5 +135,29 @@ func TestGoroutineParkNamesTheWakersPeer(t *testing.T) {
 	}
 	if len(p.Network) != 1 || p.Network[0].Peer != "10.1.2.3:9000" || p.Network[0].BytesReceived == 0 || p.Network[0].WaitNS != int64(80*ms+50*us) {
 		t.Errorf("network %+v, want the downstream with its wait", p.Network)
+	}
+}
+
+// Go's net/http reads one byte of a keep-alive connection in a background
+// goroutine while the handler runs: the next request's first byte comes in
+// a read of its own, the rest in the next. Both requests are profiled.
+func TestRequestFirstByteReadAlone(t *testing.T) {
+	h := newHarness(t, goConfig())
+	m1, m2 := newThr(101, "goserver"), newThr(102, "goserver")
+	g, bg := &gor{goid: 7, ts: t0}, &gor{goid: 8, ts: t0}
+	h.feed(g.on(m1, func(th *thr) *event.Data { return th.read(5, req("GET", "/a")) }))
+	g.spend(event.CatCPU, 1*ms)
+	h.feed(g.on(m1, func(th *thr) *event.Data { return th.write(5, resp(200, "a")) }))
+	bg.ts = g.ts + 10*us
+	h.feed(bg.on(m2, func(th *thr) *event.Data { return th.read(5, "G") }))
+	g.spend(event.CatNet, 50*us)
+	second := req("GET", "/b")
+	h.feed(g.on(m1, func(th *thr) *event.Data { return th.read(5, second[1:]) }))
+	g.spend(event.CatCPU, 1*ms)
+	h.feed(g.on(m1, func(th *thr) *event.Data { return th.write(5, resp(200, "b")) }))
+	h.a.Flush(g.ts + uint64(time.Hour))
+	h.wantN(2)
+	if p := h.out[1]; p.Path != "/b" || p.RequestBytes != int64(len(second)) || p.Accounting != profile.AccountingGoroutine {
+		t.Errorf("second request: path %q, %d bytes (want /b, %d), accounting %s", p.Path, p.RequestBytes, len(second), p.Accounting)
 	}
 }

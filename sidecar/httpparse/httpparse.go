@@ -33,6 +33,23 @@ func LooksLikeRequest(b []byte) bool {
 	return false
 }
 
+// MayStartRequest reports whether b, too short to tell, is the start of a
+// request line: a proper prefix of some method and its space ("G", "GE").
+// Go's net/http reads one byte of a keep-alive connection in a background
+// goroutine while the handler runs: when the next request comes early, its
+// first byte and the rest arrive in two reads.
+func MayStartRequest(b []byte) bool {
+	if len(b) == 0 {
+		return false
+	}
+	for _, m := range methods {
+		if len(b) <= len(m) && string(b) == (m + " ")[:len(b)] {
+			return true
+		}
+	}
+	return false
+}
+
 // LooksLikeResponse reports whether b starts with an HTTP/1.0 or HTTP/1.1
 // status line prefix: the version, a space and a three-digit status code.
 func LooksLikeResponse(b []byte) bool {

@@ -494,3 +494,15 @@ func FuzzSplitPipelined(f *testing.F) {
 		}
 	})
 }
+
+func TestMayStartRequest(t *testing.T) {
+	for in, want := range map[string]bool{
+		"G": true, "GE": true, "GET": true, "P": true, "PU": true, "DELE": true, "OPTIONS": true,
+		"GET ": false, // LooksLikeRequest already tells
+		"":     false, "X": false, "GET /": false, "get": false, "HTTP": false, "\x16": false,
+	} {
+		if got := MayStartRequest([]byte(in)); got != want {
+			t.Errorf("MayStartRequest(%q) = %v, want %v", in, got, want)
+		}
+	}
+}

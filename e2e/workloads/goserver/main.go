@@ -15,6 +15,7 @@
 //	                        comes over a channel from the client's reader goroutine
 //	GET /lock?ms=200        wait for a sync.Mutex another goroutine holds ~ms
 //	GET /fsync?n=10&kb=16   n x (write + fsync) in --data-dir
+//	GET /work?us=100        burn ~us µs of CPU (a handler that does some work)
 //	GET /fast               immediate reply
 //
 // After each request with a traceparent header it prints its own account:
@@ -196,6 +197,17 @@ func main() {
 		}
 		fmt.Fprintf(w, "fsync n=%d kb=%d\n", n, kb)
 		truth(r, synced, "")
+	})
+	http.HandleFunc("/work", func(w http.ResponseWriter, r *http.Request) {
+		end := time.Now().Add(time.Duration(qint(r, "us", 100)) * time.Microsecond)
+		x := uint64(1)
+		for time.Now().Before(end) {
+			for i := 0; i < 100; i++ {
+				x = x*31 + uint64(i)
+			}
+		}
+		sink += x
+		fmt.Fprintln(w, "work")
 	})
 	http.HandleFunc("/fast", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "fast") })
 
