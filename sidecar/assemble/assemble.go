@@ -1208,6 +1208,11 @@ func (a *Assembler) addSegments(p *profile.Profile, r *request, end uint64, keep
 			if cat == profile.Net || cat == profile.Queue {
 				seg.Peer = a.parkPeer(r, s)
 			}
+			if cat == profile.Lock && s.WakerGoid != 0 {
+				// made runnable by the goroutine that released it
+				// (sync.Mutex.Unlock, Cond.Signal, WaitGroup.Done)
+				seg.WakerName = fmt.Sprintf("goroutine %d", s.WakerGoid)
+			}
 		}
 		if s.Syscall == 202 {
 			seg.Detail = fmt.Sprintf("futex 0x%x", uint64(s.Arg0))

@@ -72,7 +72,7 @@ func TestGoroutineAcrossThreads(t *testing.T) {
 	g.spend(event.CatCPU, 1*ms)
 	// parked on a sync.Mutex 50 ms, then 20 µs in Go's run queue; it runs
 	// again on another thread
-	h.feed(g.park(m1, event.CatLock, 50*ms, 20*us, 4, 0))
+	h.feed(g.park(m1, event.CatLock, 50*ms, 20*us, 4, 31))
 	g.spend(event.CatCPU, 2*ms).spend(event.CatFile, 5*ms)
 	h.feed(g.on(m2, func(th *thr) *event.Data { return th.write(5, resp(200, "ok")) }))
 	h.wantN(1)
@@ -86,6 +86,7 @@ func TestGoroutineAcrossThreads(t *testing.T) {
 		t.Errorf("breakdown %v, want %v", p.Breakdown, want)
 	}
 	if len(p.Timeline) != 1 || p.Timeline[0].Detail != "goroutine parked: sync.Mutex.Lock" || p.Timeline[0].Category != profile.Lock ||
+		p.Timeline[0].WakerName != "goroutine 31" ||
 		p.Timeline[0].DurationNS != int64(50*ms) || p.Timeline[0].Syscall != "" {
 		t.Errorf("timeline %+v, want the mutex park", p.Timeline)
 	}

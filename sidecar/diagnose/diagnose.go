@@ -750,6 +750,8 @@ func waker(s profile.Segment) string {
 		return fmt.Sprintf("thread %d (%s)", s.WakerTID, s.WakerName)
 	case s.WakerTID != 0:
 		return fmt.Sprintf("thread %d", s.WakerTID)
+	case s.WakerName != "":
+		return s.WakerName // a goroutine ("goroutine 31")
 	}
 	return ""
 }

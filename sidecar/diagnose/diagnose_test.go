@@ -121,6 +121,18 @@ func TestDiagnose(t *testing.T) {
 			evidence: []string{"goroutine parked: sync.Mutex.Lock"},
 		},
 		{
+			name: "goroutine: the goroutine that released the lock is named",
+			p: func() *profile.Profile {
+				p := prof(bd{profile.Lock: 200 * ms, profile.CPU: 1 * ms}, []profile.Segment{
+					{Category: profile.Lock, StartOffsetNS: 1 * ms, DurationNS: 200 * ms, Detail: "goroutine parked: sync.Mutex.Lock", WakerName: "goroutine 31"},
+				})
+				p.Accounting = profile.AccountingGoroutine
+				return p
+			}(),
+			cause:   profile.CauseLock,
+			summary: "lock: 200.0 ms (100%) blocked on sync.Mutex.Lock held by goroutine 31",
+		},
+		{
 			name: "goroutine: a sleep is a timer, not a syscall",
 			p: func() *profile.Profile {
 				p := prof(bd{profile.Sleep: 200 * ms}, []profile.Segment{
