@@ -1068,13 +1068,21 @@ int go_ready(struct pt_regs *ctx)
 /* At a switch-out: has the goroutine the thread ran left it (parked, and
  * the thread went idle in the scheduler without running another)? It has
  * when it is no longer the thread's current goroutine (m.curg, cleared by
- * the scheduler as a goroutine parks, yields or is preempted). The
- * thread's g (TLS) may be another while the goroutine stays: the g0 stack
- * (systemstack, a stack copy) or the signal g (Go's preemption signal). */
+ * the scheduler as a goroutine parks, yields or is preempted) and the
+ * thread is on its g0 (the scheduler's stack) outside runtime.execute. Not
+ * decided otherwise, until the thread's next switch-out or execute:
+ *  - its g (TLS) is still the goroutine;
+ *  - the g0 stack while m.curg is it (systemstack, a stack copy);
+ *  - a signal handler's g (a signal can come between execute's probe and
+ *    m.curg = gp, and the handler runs on its own g);
+ *  - in execute between the probe and m.curg = gp (switched out on the
+ *    probe's return), or about to enter the signal trampoline from there
+ *    (its saved IP is execute's). */
 static __always_inline void g_check_left(struct thread_state *st, struct task_struct *task, u64 now)
 {
 	struct go_layout *gl = layout_of(st);
-	u64 fsbase, g = 0, m = 0, curg = 0, ip;
+	u64 fsbase, g = 0, m = 0, curg = 0, g0 = 0, ip, sp;
+	struct pt_regs *regs;
 	if (!gl)
 		return;
 	fsbase = BPF_CORE_READ(task, thread.fsbase);
@@ -1083,14 +1091,20 @@ static __always_inline void g_check_left(struct thread_state *st, struct task_st
 	if (g == st->gptr)
 		return;
 	if (bpf_probe_read_user(&m, sizeof(m), (void *)(g + gl->g_m)) ||
-	    bpf_probe_read_user(&curg, sizeof(curg), (void *)(m + gl->m_curg)))
+	    bpf_probe_read_user(&curg, sizeof(curg), (void *)(m + gl->m_curg)) ||
+	    bpf_probe_read_user(&g0, sizeof(g0), (void *)(m + gl->m_g0)))
 		return;
-	if (curg == st->gptr)
+	if (curg == st->gptr || g != g0)
 		return;
-	/* Not yet its current goroutine: switched out in execute itself,
-	 * between the probe and m.curg = gp (e.g. right on return from the
-	 * probe's trap). */
-	ip = BPF_CORE_READ((struct pt_regs *)bpf_task_pt_regs(task), ip);
+	regs = (struct pt_regs *)bpf_task_pt_regs(task);
+	ip = BPF_CORE_READ(regs, ip);
+	if (gl->sigtramp_delta && ip == st->exec_ip + gl->sigtramp_delta) {
+		/* the interrupted IP, from the signal frame: rt_sigframe's
+		 * ucontext (at +8) holds uc_mcontext at +40, its rip at +128 */
+		sp = BPF_CORE_READ(regs, sp);
+		if (bpf_probe_read_user(&ip, sizeof(ip), (void *)(sp + 8 + 40 + 128)))
+			return;
+	}
 	if (ip >= st->exec_ip && ip < st->exec_ip + gl->exec_len)
 		return;
 	g_leave(st, gl, now);

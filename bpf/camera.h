@@ -39,6 +39,11 @@ struct go_layout {
 	/* bytes of runtime.execute from the probe to its end: a thread whose
 	 * user code sits there is about to run the goroutine it probed */
 	u32 exec_len;
+	u32 m_g0; /* m.g0 */
+	u32 _pad;
+	/* runtime.sigtramp's address minus the execute probe's: where a thread
+	 * about to handle a signal is (0: unknown) */
+	s64 sigtramp_delta;
 	s64 tls_g;
 	u8 wait_cat[WAIT_REASONS];
 };

@@ -96,15 +96,18 @@ type CameraG_state struct {
 }
 
 type CameraGoLayout struct {
-	_            structs.HostLayout
-	G_goid       uint32
-	G_status     uint32
-	G_waitreason uint32
-	G_m          uint32
-	M_curg       uint32
-	ExecLen      uint32
-	TlsG         int64
-	WaitCat      [64]uint8
+	_             structs.HostLayout
+	G_goid        uint32
+	G_status      uint32
+	G_waitreason  uint32
+	G_m           uint32
+	M_curg        uint32
+	ExecLen       uint32
+	M_g0          uint32
+	Pad           uint32
+	SigtrampDelta int64
+	TlsG          int64
+	WaitCat       [64]uint8
 }
 
 type CameraSegmentEvent struct {

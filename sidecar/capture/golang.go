@@ -49,7 +49,7 @@ func GoLayout(b *gobin.Binary) (bpf.CameraGoLayout, error) {
 		return l, fmt.Errorf("wait reasons: %w", err)
 	}
 	l.G_goid, l.G_status, l.G_waitreason, l.TlsG = off.G.Goid, off.G.AtomicStatus, off.G.WaitReason, tls
-	l.G_m, l.M_curg = off.G.M, off.M.Curg
+	l.G_m, l.M_curg, l.M_g0 = off.G.M, off.M.Curg, off.M.G0
 	for i := range l.WaitCat {
 		l.WaitCat[i] = event.CatOther
 		if i < len(reasons) {
@@ -74,6 +74,9 @@ func (c *Camera) FollowGo(path string, b *gobin.Binary) error {
 		return err
 	}
 	layout.ExecLen = uint32(exec.Size - exec.Skip)
+	if st, ok := b.Func("runtime.sigtramp"); ok {
+		layout.SigtrampDelta = int64(st.Addr) - int64(exec.Addr+exec.Skip)
+	}
 	ready, err := b.Probe("runtime.ready")
 	if err != nil {
 		return err
