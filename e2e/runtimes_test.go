@@ -366,6 +366,14 @@ func TestGoServerGoroutines(t *testing.T) {
 						t.Errorf("%s: %s %.1f ms, the handler's clock says %.1f ms (want within 10%%):\n%s", c.path, c.cat,
 							ms(p.Breakdown[c.cat]), ms(main), dump(p))
 					}
+					if c.cat == profile.CPU {
+						// Not asserted (checkRunq) for Go yet: once in ~20
+						// full-suite runs the profile's runq was 1.3 ms where
+						// the locked thread's schedstat said 4.5 ms (and cpu
+						// as much over the thread's clock); the cause is open.
+						t.Logf("/cpu: runq %.1f ms, the thread's schedstat %.1f ms; its switches %s voluntary, %s involuntary",
+							ms(p.Breakdown[profile.Runq]), ms(tr.Runq), tr.Extra["voluntary"], tr.Extra["involuntary"])
+					}
 					if expectCause(t, p, tr, c.cause, main) && c.peer != "" && !strings.Contains(p.Diagnosis.Summary, c.peer) {
 						t.Errorf("%s: the diagnosis does not name the downstream %s:\n%s", c.path, c.peer, dump(p))
 					}

@@ -93,6 +93,22 @@ func runDelay() int64 {
 	return n
 }
 
+// ctxSwitches reads one of the thread's context switch counts
+// (/proc/thread-self/status).
+func ctxSwitches(field string) int64 {
+	b, err := os.ReadFile("/proc/thread-self/status")
+	if err != nil {
+		return -1
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, field+":"); ok {
+			n, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			return n
+		}
+	}
+	return -1
+}
+
 func main() {
 	port := flag.Int("port", 0, "0 = pick a free port")
 	bind := flag.String("bind", "127.0.0.1", "")
@@ -105,7 +121,7 @@ func main() {
 		ms := qint(r, "ms", 200)
 		runtime.LockOSThread()
 		defer runtime.UnlockOSThread()
-		c0, q0 := threadCPU(), runDelay()
+		c0, q0, v0, n0 := threadCPU(), runDelay(), ctxSwitches("voluntary_ctxt_switches"), ctxSwitches("nonvoluntary_ctxt_switches")
 		end := time.Now().Add(time.Duration(ms) * time.Millisecond)
 		x := uint64(1)
 		for time.Now().Before(end) {
@@ -116,7 +132,8 @@ func main() {
 		sink += x
 		cpu, runq := threadCPU()-c0, runDelay()-q0
 		fmt.Fprintf(w, "cpu ms=%d\n", ms)
-		truth(r, time.Duration(cpu), fmt.Sprintf(" cpu_ns=%d runq_ns=%d tid=%d", cpu, runq, syscall.Gettid()))
+		truth(r, time.Duration(cpu), fmt.Sprintf(" cpu_ns=%d runq_ns=%d tid=%d voluntary=%d involuntary=%d", cpu, runq, syscall.Gettid(),
+			ctxSwitches("voluntary_ctxt_switches")-v0, ctxSwitches("nonvoluntary_ctxt_switches")-n0))
 	})
 	http.HandleFunc("/sleep", func(w http.ResponseWriter, r *http.Request) {
 		ms := qint(r, "ms", 200)
