@@ -31,6 +31,10 @@ const (
 	// OldLayout predates Go 1.23, which added g.syscallbp and so moved
 	// g.goid and everything after it.
 	OldLayout = "go1.22.12"
+	// OldPrologue is the last release whose functions make their frame
+	// with SUBQ rather than a frame-pointer push (Go 1.21 added the push),
+	// where a uprobe must sit elsewhere; the oldest the offset tables cover.
+	OldPrologue = "go1.20.14"
 )
 
 // ErrToolchainUnavailable is returned when the go command cannot provide

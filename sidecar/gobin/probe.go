@@ -6,11 +6,13 @@ import (
 )
 
 // ProbePoint is where a uprobe on a Go function goes: past the stack-bound
-// check, on the instruction that pushes the frame pointer. The entry itself
-// is a compare (CMPQ SP, 16(R14)) the kernel cannot emulate, so a probe
-// there is single-stepped, ~3× the cost of one on the push, which it
-// emulates. Arguments are still in their registers there (Go's register
-// ABI: the first in AX): the check only compares and branches.
+// check, on the instruction that pushes the frame pointer (Go 1.21 and
+// later), or on the check's branch (older releases, which make the frame
+// with SUBQ). The entry itself is a compare (CMPQ SP, 16(R14)) the kernel
+// cannot emulate, so a probe there is single-stepped, ~3× the cost of one
+// on a push or a branch, which it emulates. Arguments are still in their
+// registers there (Go's register ABI: the first in AX): the check only
+// compares and branches.
 type ProbePoint struct {
 	Symbol
 	// Skip is the distance from the entry to the push, in bytes: the
@@ -62,7 +64,8 @@ func (b *Binary) readProbes(im *image) {
 }
 
 // afterStackCheck returns the offset of the PUSHQ BP that follows the
-// stack-bound check at the start of a Go function (amd64):
+// stack-bound check at the start of a Go function (amd64), or of the
+// check's JLS when no push follows (Go <= 1.20: SUBQ $n, SP):
 //
 //	CMPQ SP, 16(R14)             49 3b 66 10
 //	  or, for frames larger than the guard:
@@ -99,6 +102,7 @@ func afterStackCheck(code []byte) (int, error) {
 	default:
 		return 0, ErrPrologue
 	}
+	jump := i
 	switch {
 	case match(0x76):
 		i++
@@ -107,8 +111,15 @@ func afterStackCheck(code []byte) (int, error) {
 	default:
 		return 0, ErrPrologue
 	}
-	if i >= len(code) || code[i] != 0x55 {
+	if i >= len(code) {
 		return 0, ErrPrologue
+	}
+	if code[i] != 0x55 {
+		// Go 1.20 and older make the frame with SUBQ/MOVQ, which the
+		// kernel single-steps: the branch to morestack is the emulated
+		// instruction there (a call that grows the stack passes it twice,
+		// which the probe tolerates).
+		return jump, nil
 	}
 	return i, nil
 }
