@@ -98,15 +98,7 @@ func (d *demo) runtimeScenarios(ctx context.Context, dir string) error {
 	if err := <-errc; err != nil {
 		return err
 	}
-	p := d.wait(ctx, sleepID, 10*time.Second)
-	if p == nil {
-		return fmt.Errorf("no profile for trace %s", sleepID)
-	}
-	if err := render.Text(os.Stdout, p); err != nil {
-		return err
-	}
-	fmt.Println()
-	return nil
+	return d.printProfile(ctx, sleepID)
 }
 
 // warmUp sends requests until one is profiled with the accounting wanted
@@ -132,6 +124,11 @@ func (d *demo) show(ctx context.Context, base, path, why string) error {
 	if err := get(ctx, base+path, id); err != nil {
 		return err
 	}
+	return d.printProfile(ctx, id)
+}
+
+// printProfile waits for the profile of trace id and prints its camera view.
+func (d *demo) printProfile(ctx context.Context, id string) error {
 	p := d.wait(ctx, id, 10*time.Second)
 	if p == nil {
 		return fmt.Errorf("no profile for trace %s", id)

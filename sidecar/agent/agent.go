@@ -323,6 +323,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer a.cam.Close()
 	var rec ringbuf.Record
 	var dec event.Decoder
+	var lastPID uint32
 	lastFlush := time.Now()
 	// The kernel side wakes us only when 256 KiB are waiting; the read
 	// deadline bounds how late a quiet pod's events are read. It is renewed
@@ -339,7 +340,10 @@ func (a *Agent) Run(ctx context.Context) error {
 				a.asm.CountDecodeError()
 				slog.Debug("undecodable event", "err", derr)
 			} else {
-				if d, ok := ev.(*event.Data); ok {
+				// A process is looked at once; the lock and lookup are
+				// skipped for the run of events of the same process.
+				if d, ok := ev.(*event.Data); ok && d.PID != lastPID {
+					lastPID = d.PID
 					a.gof.see(d.PID)
 				}
 				a.asm.Handle(ev)

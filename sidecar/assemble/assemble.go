@@ -960,13 +960,7 @@ func (a *Assembler) build(c *conn, r *request, partialWhy string) *profile.Profi
 		// per goroutine: its time on any thread, and why it was off them).
 		p.Accounting = profile.AccountingGoroutine
 		p.GoroutineID = r.goid
-		addThreadCounters(p, r)
-		if r.queueNS > 0 {
-			p.Breakdown[profile.Queue] += r.queueNS
-		}
-		if r.lastSteal > r.startSteal {
-			p.StealNS = min(int64(r.lastSteal-r.startSteal), p.Breakdown[profile.Runq])
-		}
+		addExactCounters(p, r)
 		if sum := breakdownSum(p); sum < p.DurationNS {
 			// A goroutine run again by another thread before the thread
 			// it left saw it go: the few µs between are nobody's.
@@ -1007,13 +1001,7 @@ func (a *Assembler) build(c *conn, r *request, partialWhy string) *profile.Profi
 	case r.lastTID == r.tid:
 		// Breakdown: exact difference of the serving thread's counters.
 		p.Accounting = profile.AccountingThread
-		addThreadCounters(p, r)
-		if r.queueNS > 0 {
-			p.Breakdown[profile.Queue] += r.queueNS
-		}
-		if r.lastSteal > r.startSteal {
-			p.StealNS = min(int64(r.lastSteal-r.startSteal), p.Breakdown[profile.Runq])
-		}
+		addExactCounters(p, r)
 	default:
 		a.c.CrossThread++
 		p.Accounting = profile.AccountingEstimated
@@ -1045,6 +1033,19 @@ func (a *Assembler) build(c *conn, r *request, partialWhy string) *profile.Profi
 	// The diagnosis is left to whoever hands the profile out (diagnose is
 	// pure and costs more than assembling): most profiles are never read.
 	return p
+}
+
+// addExactCounters is the breakdown of a request whose serving thread (or
+// goroutine) worked for it alone: its counter differences, the time it
+// waited before being taken up, and the part of runq the hypervisor stole.
+func addExactCounters(p *profile.Profile, r *request) {
+	addThreadCounters(p, r)
+	if r.queueNS > 0 {
+		p.Breakdown[profile.Queue] += r.queueNS
+	}
+	if r.lastSteal > r.startSteal {
+		p.StealNS = min(int64(r.lastSteal-r.startSteal), p.Breakdown[profile.Runq])
+	}
 }
 
 // addThreadCounters adds the serving thread's counter differences over r

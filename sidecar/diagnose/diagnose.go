@@ -212,22 +212,7 @@ func analyze(p *profile.Profile, top share, dnsTypical int64) finding {
 	case profile.Sleep:
 		return sleepFinding(p)
 	case profile.Queue:
-		if p.Accounting == profile.AccountingGoroutine {
-			return finding{
-				cause:   profile.CauseQueue,
-				label:   string(profile.Queue),
-				phrase:  "parked on a channel, waiting for another goroutine's work",
-				details: longest(segmentsOf(p, profile.Queue), byDuration, segLine),
-				count:   "the request's goroutine handed work to another goroutine (a channel receive or select) and waited for it; the goroutine that answered was not waiting for the network",
-			}
-		}
-		return finding{
-			cause:   profile.CauseQueue,
-			label:   string(profile.Queue),
-			phrase:  "waiting for a worker to pick the request up",
-			details: longest(segmentsOf(p, profile.Queue), byDuration, segLine),
-			count:   "the request was not being served yet: every worker was busy (a saturated pool, or requests pipelined behind a slow one)",
-		}
+		return queueFinding(p)
 	case profile.Loop:
 		return loopFinding(p)
 	case profile.GC:
@@ -252,6 +237,23 @@ func analyze(p *profile.Profile, top share, dnsTypical int64) finding {
 		phrase: "in a category tracecam does not know",
 		count:  fmt.Sprintf("category %q is not part of the contract", top.cat),
 	}
+}
+
+// queueFinding explains queue time: a request no worker had taken up yet,
+// or (a goroutine's) a channel wait for another goroutine's work.
+func queueFinding(p *profile.Profile) finding {
+	f := finding{
+		cause:   profile.CauseQueue,
+		label:   string(profile.Queue),
+		phrase:  "waiting for a worker to pick the request up",
+		details: longest(segmentsOf(p, profile.Queue), byDuration, segLine),
+		count:   "the request was not being served yet: every worker was busy (a saturated pool, or requests pipelined behind a slow one)",
+	}
+	if p.Accounting == profile.AccountingGoroutine {
+		f.phrase = "parked on a channel, waiting for another goroutine's work"
+		f.count = "the request's goroutine handed work to another goroutine (a channel receive or select) and waited for it; the goroutine that answered was not waiting for the network"
+	}
+	return f
 }
 
 func segmentsOf(p *profile.Profile, cats ...profile.Category) []profile.Segment {
