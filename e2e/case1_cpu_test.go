@@ -92,8 +92,8 @@ func TestCase1CPU(t *testing.T) {
 		tr := srv.truth(t, r.TraceID, 10*time.Second)
 		truth := ms(tr.CPU)
 		cpu := ms(p.Breakdown[profile.CPU])
-		t.Logf("/export %s: thread cpu %.1f ms (handler %.1f), run delay %.1f ms; profile %s cpu %.1f ms (%.0f%%) runq %.1f ms (steal %.1f): %s",
-			r.Header.Get("X-JSON-Bytes"), truth, handler, ms(tr.Runq), profile.FormatDuration(p.DurationNS), cpu, 100*share(p, profile.CPU),
+		t.Logf("/export %s: thread cpu %.1f ms (handler %.1f), run delay %.1f ms, wall %.1f ms; profile %s cpu %.1f ms (%.0f%%) runq %.1f ms (steal %.1f): %s",
+			r.Header.Get("X-JSON-Bytes"), truth, handler, ms(tr.Runq), ms(tr.Wall), profile.FormatDuration(p.DurationNS), cpu, 100*share(p, profile.CPU),
 			ms(p.Breakdown[profile.Runq]), ms(p.StealNS), caseOneLine(p.Diagnosis.Summary))
 		checkRunq(t, p, tr)
 		if key == nil || p.DurationNS > key.DurationNS {
