@@ -16,9 +16,11 @@ DEPS := clang-14:clang-14 /usr/include/bpf/bpf_helpers.h:libbpf-dev curl:curl \
         gdb:gdb node:nodejs /usr/lib/python3/dist-packages/uvicorn/__init__.py:python3-uvicorn \
         /usr/lib/python3/dist-packages/fastapi/__init__.py:python3-fastapi \
         /usr/lib/python3/dist-packages/gunicorn/__init__.py:gunicorn \
-        /usr/lib/python3/dist-packages/flask/__init__.py:python3-flask
+        /usr/lib/python3/dist-packages/flask/__init__.py:python3-flask \
+        containerd:containerd runc:runc /usr/lib/cni/bridge:containernetworking-plugins \
+        buildah:buildah openssl:openssl
 
-.PHONY: all build demo test unit e2e generate bench deps fmt-check vet clean images kube-binaries cases test-stress
+.PHONY: all build demo test unit e2e generate bench deps fmt-check vet clean images kube-binaries cases test-stress cluster cluster-down
 
 all: build
 
@@ -63,6 +65,17 @@ test: deps fmt-check vet kube-binaries
 
 kube-binaries:
 	e2e/kubeapi/build.sh
+
+## cluster: a real one-node Kubernetes cluster on this machine (etcd,
+## kube-apiserver, kube-controller-manager, kube-scheduler and kubelet from
+## the Go module proxy; Debian's containerd, runc and CNI bridge); the admin
+## kubeconfig is .cache/cluster/kubeconfig, kubectl is bin/kubectl.
+## cluster-down stops it. See docs/kubernetes.md.
+cluster: deps kube-binaries
+	e2e/cluster/cluster.sh up
+
+cluster-down:
+	e2e/cluster/cluster.sh down
 
 unit:
 	$(GO) test -count=1 $$($(GO) list ./... | grep -v /e2e)

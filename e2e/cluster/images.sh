@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Container images built here, offline, with Debian's buildah (nothing can be
+# pulled): each is written to stdout as a docker-archive, which
+# `ctr -n k8s.io images import -` takes (an OCI archive's name would be
+# imported unnormalised).
+#
+#   images.sh pause TAG                  Kubernetes' pause (its pause.c, static)
+#   images.sh static TAG BINARY [PORT]   FROM scratch + one static binary as /app
+#
+# buildah keeps its storage under /var/lib/tracecam-cluster/buildah (never the
+# machine's own), on the vfs driver: slower than overlay for big images, and
+# it works whatever the filesystem below.
+set -euo pipefail
+
+store=/var/lib/tracecam-cluster/buildah
+b() { buildah --root "$store/root" --runroot "$store/run" --storage-driver vfs "$@"; }
+command -v buildah >/dev/null || { echo "images: buildah missing (Debian package buildah; make deps)" >&2; exit 1; }
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+# scratch_image TAG FILE ENTRYPOINT-JSON [PORT]: FILE as /app or /pause.
+scratch_image() {
+  local tag=$1 file=$2 dest=$3 port=${4:-}
+  local c
+  c=$(b from --quiet scratch)
+  b copy --quiet --chmod 0755 "$c" "$file" "$dest" >/dev/null
+  b config --entrypoint "[\"$dest\"]" --user 65534:65534 "$c"
+  [[ -n $port ]] && b config --port "$port" "$c"
+  b commit --quiet --format docker "$c" "$tag" >/dev/null
+  b rm "$c" >/dev/null
+  b push --quiet "$tag" "docker-archive:$work/image.tar:$tag" >&2
+  b rmi "$tag" >/dev/null 2>&1 || true
+  cat "$work/image.tar"
+}
+
+case ${1:-} in
+  pause)
+    tag=${2:?tag}
+    src=$(go env GOMODCACHE)/k8s.io/kubernetes@${KUBE_VERSION:-v1.37.2}/build/pause/linux/pause.c
+    if [[ ! -f $src ]]; then
+      (cd "$work" && go mod download "k8s.io/kubernetes@${KUBE_VERSION:-v1.37.2}" >/dev/null 2>&1) || true
+    fi
+    [[ -f $src ]] || { echo "images: $src missing (go mod download k8s.io/kubernetes@${KUBE_VERSION:-v1.37.2})" >&2; exit 1; }
+    gcc -Os -static -DVERSION="${tag##*:}" -o "$work/pause" "$src"
+    scratch_image "$tag" "$work/pause" /pause
+    ;;
+  static)
+    tag=${2:?tag} bin=${3:?binary}
+    scratch_image "$tag" "$bin" /app "${4:-}"
+    ;;
+  *)
+    echo "usage: $0 pause TAG | static TAG BINARY [PORT]" >&2
+    exit 2
+    ;;
+esac
