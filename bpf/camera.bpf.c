@@ -36,6 +36,31 @@ const volatile u64 wakeup_bytes = 128 << 10;
  * for when the client has it all (the response's delivery). */
 const volatile u32 deliver_min_bytes = 64 << 10;
 
+/* The sidecar's pid namespace, when it is not the initial one (a pod's
+ * sidecar shares the pod's): every pid and tid the programs use and report
+ * is then the one the sidecar sees in its own /proc, where it reads the
+ * pod's binaries and where a user of the pod knows its processes by. 0:
+ * the kernel's own numbers. */
+const volatile u64 pidns_dev = 0;
+const volatile u64 pidns_ino = 0;
+
+struct pidns_info {
+	u32 pid;
+	u32 tgid;
+};
+
+/* bpf_get_current_pid_tgid, in the sidecar's pid namespace (0 for a task
+ * outside it, which the sidecar could not look at anyway). */
+static __always_inline u64 current_pid_tgid(void)
+{
+	struct pidns_info ns;
+	if (!pidns_ino)
+		return bpf_get_current_pid_tgid();
+	if (bpf_get_ns_current_pid_tgid(pidns_dev, pidns_ino, (struct bpf_pidns_info *)&ns, sizeof(ns)))
+		return 0;
+	return (u64)ns.tgid << 32 | ns.pid;
+}
+
 static __always_inline u64 min_u64(u64 a, u64 b)
 {
 	return a < b ? a : b;
@@ -177,7 +202,7 @@ static __always_inline u64 wakeup_flags(u64 size)
 
 static __always_inline void fill_hdr(struct event_hdr *h, u8 type, u64 now)
 {
-	u64 id = bpf_get_current_pid_tgid();
+	u64 id = current_pid_tgid();
 	h->type = type;
 	h->flags = 0;
 	h->cpu = bpf_get_smp_processor_id();
@@ -197,7 +222,7 @@ static __always_inline bool watched(void)
 		return false;
 	/* Set only when the sidecar sits inside the target (as a pod's
 	 * sidecar); otherwise the cgroup check already excludes it. */
-	if (self_tgid && (bpf_get_current_pid_tgid() >> 32) == self_tgid)
+	if (self_tgid && (current_pid_tgid() >> 32) == self_tgid)
 		return false;
 	if (self_cgid && bpf_get_current_cgroup_id() == self_cgid)
 		return false;
@@ -735,7 +760,7 @@ static __always_inline void settle(struct thread_state *st, struct cpu_switch in
 		/* (A timer interrupt wakes in whatever task it hits: one of the
 		 * process's own threads is no releaser unless it is in futex.) */
 		if (st->off_cat == CAT_LOCK && st->d.timed &&
-		    (st->waker_tgid != (u32)(bpf_get_current_pid_tgid() >> 32) || !st->waker_futex)) {
+		    (st->waker_tgid != (u32)(current_pid_tgid() >> 32) || !st->waker_futex)) {
 			st->off_cat = CAT_SLEEP;
 			expired = st->d.sysnr == NR_futex;
 		}
@@ -1166,8 +1191,8 @@ int BPF_PROG(on_waking, struct task_struct *p)
 	/* In sched_waking current is the waker (unlike sched_wakeup). */
 	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
 	st->waker_futex = (s32)regs->orig_ax == NR_futex;
-	st->waker_tid = (u32)bpf_get_current_pid_tgid();
-	st->waker_tgid = bpf_get_current_pid_tgid() >> 32;
+	st->waker_tid = (u32)current_pid_tgid();
+	st->waker_tgid = current_pid_tgid() >> 32;
 	bpf_get_current_comm(st->waker_comm, sizeof(st->waker_comm));
 	return 0;
 }
@@ -1344,7 +1369,7 @@ static __always_inline int on_sock_data(struct sock *sk, int ret, int flags, u8 
 			ss->deliver_pending = wseq - una >= deliver_min_bytes;
 			if (ss->deliver_pending) {
 				ss->deliver_seq = wseq;
-				ss->tgid = bpf_get_current_pid_tgid() >> 32;
+				ss->tgid = current_pid_tgid() >> 32;
 				unacked = wseq - una;
 			}
 		}

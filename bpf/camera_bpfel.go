@@ -244,6 +244,8 @@ const (
 	CameraVarDeliverMinBytes = "deliver_min_bytes"
 	CameraVarG_zero          = "g_zero"
 	CameraVarLostSeq         = "lost_seq"
+	CameraVarPidnsDev        = "pidns_dev"
+	CameraVarPidnsIno        = "pidns_ino"
 	CameraVarSegmentNs       = "segment_ns"
 	CameraVarSelfCgid        = "self_cgid"
 	CameraVarSelfTgid        = "self_tgid"
@@ -329,6 +331,8 @@ type CameraVariableSpecs struct {
 	DeliverMinBytes *ebpf.VariableSpec `ebpf:"deliver_min_bytes"`
 	G_zero          *ebpf.VariableSpec `ebpf:"g_zero"`
 	LostSeq         *ebpf.VariableSpec `ebpf:"lost_seq"`
+	PidnsDev        *ebpf.VariableSpec `ebpf:"pidns_dev"`
+	PidnsIno        *ebpf.VariableSpec `ebpf:"pidns_ino"`
 	SegmentNs       *ebpf.VariableSpec `ebpf:"segment_ns"`
 	SelfCgid        *ebpf.VariableSpec `ebpf:"self_cgid"`
 	SelfTgid        *ebpf.VariableSpec `ebpf:"self_tgid"`
@@ -390,6 +394,8 @@ type CameraVariables struct {
 	DeliverMinBytes *ebpf.Variable `ebpf:"deliver_min_bytes"`
 	G_zero          *ebpf.Variable `ebpf:"g_zero"`
 	LostSeq         *ebpf.Variable `ebpf:"lost_seq"`
+	PidnsDev        *ebpf.Variable `ebpf:"pidns_dev"`
+	PidnsIno        *ebpf.Variable `ebpf:"pidns_ino"`
 	SegmentNs       *ebpf.Variable `ebpf:"segment_ns"`
 	SelfCgid        *ebpf.Variable `ebpf:"self_cgid"`
 	SelfTgid        *ebpf.Variable `ebpf:"self_tgid"`

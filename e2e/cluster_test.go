@@ -9,11 +9,17 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/encoding/protojson"
+
+	tracecamv1 "github.com/tracecam/tracecam/proto/tracecam/v1"
 	"github.com/tracecam/tracecam/sidecar/cgroup"
+	"github.com/tracecam/tracecam/sidecar/profile"
+	"github.com/tracecam/tracecam/sidecar/profilepb"
 )
 
 // The real one-node cluster (e2e/cluster/cluster.sh): etcd, kube-apiserver,
@@ -132,6 +138,20 @@ func lastLines(s string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
+// staticBuild builds a package of the repository (dir, relative to its
+// root) as a static binary.
+func (c *kubeCluster) staticBuild(t *testing.T, dir, pkg, name string) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), name)
+	build := exec.Command("go", "build", "-o", bin, pkg)
+	build.Dir = filepath.Join(c.root, dir)
+	build.Env = append(os.Environ(), "CGO_ENABLED=0", "GOWORK=off")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building %s: %v\n%s", pkg, err, out)
+	}
+	return bin
+}
+
 // TestKubernetesCluster: the one-node cluster runs a Deployment of an
 // image built here from a static Go server; the pod answers at its pod IP
 // on the bridge, and its container's cgroup sits where the sidecar looks
@@ -139,17 +159,18 @@ func lastLines(s string, n int) string {
 // pause container's.
 func TestKubernetesCluster(t *testing.T) {
 	c := startCluster(t)
-
-	bin := filepath.Join(t.TempDir(), "goserver")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Dir = filepath.Join(c.root, "e2e", "workloads", "goserver")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0", "GOWORK=off")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("building goserver: %v\n%s", err, out)
+	if !t.Run("a Deployment answers at its pod IP", func(t *testing.T) { clusterPlainDeployment(t, c) }) {
+		return
 	}
+	t.Run("tracecam from manifests/ profiles an annotated pod", func(t *testing.T) { clusterTracecam(t, c) })
+}
+
+func clusterPlainDeployment(t *testing.T, c *kubeCluster) {
+	bin := c.staticBuild(t, "e2e/workloads/goserver", ".", "goserver")
 	c.importStatic(t, "localhost/tracecam-e2e-goserver:dev", bin)
 
 	const ns = "tracecam-e2e"
+	c.freshNamespace(t, ns)
 	c.mustKubectl(t, fmt.Sprintf(`apiVersion: v1
 kind: Namespace
 metadata: {name: %[1]s}
@@ -242,5 +263,308 @@ spec:
 	}
 	t.Logf("pod %s at %s; app container cgroup %s (processes %s)", pod.Metadata.UID, pod.Status.PodIP,
 		filepath.Join(podDir, id), strings.Join(strings.Fields(string(procs)), ","))
-	c.mustKubectl(t, "", "delete", "namespace", ns, "--wait=false")
+}
+
+// freshNamespace waits until a namespace left by an earlier run (the
+// cluster keeps its etcd between ups) is gone, and deletes this one when
+// the test ends.
+func (c *kubeCluster) freshNamespace(t *testing.T, ns string) {
+	t.Helper()
+	c.mustKubectl(t, "", "delete", "namespace", ns, "--ignore-not-found", "--wait=true", "--timeout=120s")
+	t.Cleanup(func() {
+		if out, err := c.kubectl(t, "", "delete", "namespace", ns, "--ignore-not-found", "--wait=true", "--timeout=120s"); err != nil {
+			t.Errorf("deleting namespace %s: %v\n%s", ns, err, out)
+		}
+	})
+}
+
+// clusterTracecam: what a user does, through the real manifests. tracecam
+// is installed with kubectl apply -k (the webhook's two replicas become
+// Ready on their self-managed certificate; Redis), the images built here
+// from this tree: the webhook and the sidecar FROM scratch with their
+// static binaries, Redis from Debian's redis-server (an overlay names it,
+// as a user names a mirror). Then an annotated Deployment gets the sidecar,
+// a traced request to the pod IP is profiled, and the sidecar answers for
+// it at <pod IP>:7071 with the pod, namespace and container filled in.
+func clusterTracecam(t *testing.T, c *kubeCluster) {
+	c.importStatic(t, "ghcr.io/tracecam/tracecam-webhook:latest", c.staticBuild(t, ".", "./cmd/tracecam-webhook", "tracecam-webhook"))
+	c.importStatic(t, "ghcr.io/tracecam/tracecam-sidecar:latest", c.staticBuild(t, ".", "./cmd/tracecam-sidecar", "tracecam-sidecar"))
+	c.importDebian(t, "localhost/tracecam-redis:7.0-debian", "redis-server", "redis-cli")
+
+	// kustomize takes only relative paths: the overlay sits in the
+	// cluster's directory, inside the repository.
+	overlay := filepath.Join(c.dir, "overlay")
+	rel, err := filepath.Rel(overlay, filepath.Join(c.root, "manifests"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(overlay, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(overlay, "kustomization.yaml"), []byte(fmt.Sprintf(`apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+resources:
+  - %s
+images:
+  - name: docker.io/library/redis
+    newName: localhost/tracecam-redis
+    newTag: 7.0-debian
+`, rel)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			out, _ := c.kubectl(t, "", "-n", "tracecam-system", "get", "pods", "-o", "wide")
+			t.Logf("tracecam-system pods:\n%s", out)
+			out, _ = c.kubectl(t, "", "-n", "tracecam-system", "logs", "-l", "app.kubernetes.io/name=tracecam-webhook", "--tail=30")
+			t.Logf("webhook logs:\n%s", out)
+		}
+		c.kubectl(t, "", "delete", "mutatingwebhookconfiguration", "tracecam", "--ignore-not-found")
+	})
+	c.mustKubectl(t, "", "apply", "-k", overlay)
+	// A cluster kept from an earlier run (TRACECAM_CLUSTER_KEEP) runs an
+	// older webhook under the same tag: start it again on this one.
+	c.mustKubectl(t, "", "-n", "tracecam-system", "rollout", "restart", "deployment/tracecam-webhook")
+	c.mustKubectl(t, "", "-n", "tracecam-system", "rollout", "status", "deployment/tracecam-webhook", "--timeout=180s")
+	c.mustKubectl(t, "", "-n", "tracecam-system", "rollout", "status", "deployment/tracecam-redis", "--timeout=180s")
+
+	// The app: catalog, and frontend calling it; both opted in. A plain
+	// pod beside them stays as it is.
+	const ns = "tracecam-e2e-shop"
+	c.freshNamespace(t, ns)
+	c.mustKubectl(t, fmt.Sprintf(`apiVersion: v1
+kind: Namespace
+metadata:
+  name: %[1]s
+  labels: {pod-security.kubernetes.io/enforce: privileged}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: catalog, namespace: %[1]s}
+spec:
+  selector: {app: catalog}
+  ports: [{port: 8080, targetPort: 8080}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: plain, namespace: %[1]s}
+spec:
+  containers:
+  - {name: app, image: localhost/tracecam-e2e-goserver:dev, imagePullPolicy: Never, args: ["--port", "8080"]}
+`, ns), "apply", "-f", "-")
+	for _, d := range []struct{ name, args string }{
+		{"catalog", `["--port", "8080", "--bind", "0.0.0.0"]`},
+		{"frontend", `["--port", "8080", "--bind", "0.0.0.0", "--http-downstream", "catalog.` + ns + `.svc.cluster.local:8080"]`},
+	} {
+		c.mustKubectl(t, fmt.Sprintf(`apiVersion: apps/v1
+kind: Deployment
+metadata: {name: %[2]s, namespace: %[1]s}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: %[2]s}}
+  template:
+    metadata:
+      labels: {app: %[2]s}
+      annotations: {tracecam.io/inject: "true"}
+    spec:
+      containers:
+      - name: app
+        image: localhost/tracecam-e2e-goserver:dev
+        imagePullPolicy: Never
+        args: %[3]s
+        readinessProbe:
+          httpGet: {path: /fast, port: 8080}
+          periodSeconds: 1
+`, ns, d.name, d.args), "apply", "-f", "-")
+	}
+	for _, d := range []string{"catalog", "frontend"} {
+		c.mustKubectl(t, "", "-n", ns, "rollout", "status", "deployment/"+d, "--timeout=180s")
+	}
+	plain := c.pod(t, ns, "plain")
+	if len(plain.Spec.InitContainers)+len(plain.Spec.Containers) != 1 {
+		t.Errorf("the plain pod was changed: %d init containers, %d containers", len(plain.Spec.InitContainers), len(plain.Spec.Containers))
+	}
+	catalog := c.podOf(t, ns, "app=catalog")
+	frontend := c.podOf(t, ns, "app=frontend")
+	for _, p := range []kubePod{catalog, frontend} {
+		if len(p.Spec.InitContainers) != 1 || p.Spec.InitContainers[0].Name != "tracecam" {
+			t.Fatalf("pod %s: no tracecam sidecar injected: %+v", p.Metadata.Name, p.Spec.InitContainers)
+		}
+	}
+
+	// A traced request to the catalog pod's IP: its sidecar answers for it
+	// at <pod IP>:7071, as measured in the pod: the Go server's goroutine,
+	// its sleep within 10% of the handler's own clock.
+	hc := &http.Client{Timeout: 10 * time.Second}
+	id := newTraceID()
+	get(t, "http://"+catalog.Status.PodIP+":8080/sleep?ms=150", id)
+	p := waitRemoteProfile(t, hc, "http://"+catalog.Status.PodIP+":7071", id, 1)[0]
+	main := c.truthMainNS(t, ns, "deployment/catalog", id)
+	t.Logf("catalog /sleep: %s, sleep %.1f ms (handler %.1f ms), accounting %s, goroutine %d, pod %s/%s container %q: %s",
+		profile.FormatDuration(p.DurationNS), ms(p.Breakdown[profile.Sleep]), ms(main), p.Accounting, p.GoroutineID,
+		p.Namespace, p.Pod, p.Container, p.Diagnosis.Summary)
+	if p.Pod != catalog.Metadata.Name || p.Namespace != ns || p.Container != "app" {
+		t.Errorf("profile says pod %q namespace %q container %q, want %q %q %q", p.Pod, p.Namespace, p.Container, catalog.Metadata.Name, ns, "app")
+	}
+	if p.Accounting != profile.AccountingGoroutine {
+		t.Errorf("accounting %q, want goroutine (the sidecar follows the pod's Go program):\n%s", p.Accounting, dump(p))
+	}
+	if !within(float64(p.Breakdown[profile.Sleep]), float64(main), 0.10) || p.Diagnosis.Cause != profile.CauseSleep {
+		t.Errorf("sleep %.1f ms (cause %s), the handler's clock says %.1f ms:\n%s", ms(p.Breakdown[profile.Sleep]), p.Diagnosis.Cause, ms(main), dump(p))
+	}
+
+	// The whole trace across the two pods, from either sidecar, through
+	// the in-cluster Redis: frontend's request and the catalog request it
+	// made.
+	id = newTraceID()
+	get(t, "http://"+frontend.Status.PodIP+":8080/client?ms=120", id)
+	for _, pod := range []kubePod{frontend, catalog} {
+		ps := waitRemoteProfile(t, hc, "http://"+pod.Status.PodIP+":7071", id, 2)
+		pods := map[string]string{}
+		for _, q := range ps {
+			pods[q.Pod] = q.Path
+		}
+		if pods[frontend.Metadata.Name] != "/client" || pods[catalog.Metadata.Name] != "/sleep" {
+			t.Errorf("trace %s from %s's sidecar: %v, want frontend's /client and catalog's /sleep", id, pod.Metadata.Name, pods)
+		}
+	}
+
+	// /metrics, scraped from the pod.
+	resp, err := hc.Get("http://" + catalog.Status.PodIP + ":7071/metrics")
+	if err != nil {
+		t.Fatalf("scraping /metrics: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), "tracecam_profiles_total") {
+		t.Errorf("/metrics has no tracecam_profiles_total:\n%s", lastLines(string(body), 20))
+	}
+
+	// Admission keeps working with one webhook replica gone.
+	webhooks := c.mustKubectl(t, "", "-n", "tracecam-system", "get", "pods", "-l", "app.kubernetes.io/name=tracecam-webhook", "-o", "name")
+	c.mustKubectl(t, "", "-n", "tracecam-system", "delete", strings.Fields(webhooks)[0], "--wait=false")
+	c.mustKubectl(t, "", "-n", ns, "scale", "deployment/catalog", "--replicas=2")
+	c.mustKubectl(t, "", "-n", ns, "rollout", "status", "deployment/catalog", "--timeout=180s")
+	var list struct{ Items []kubePod }
+	if err := json.Unmarshal([]byte(c.mustKubectl(t, "", "-n", ns, "get", "pods", "-l", "app=catalog", "-o", "json")), &list); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range list.Items {
+		if len(p.Spec.InitContainers) != 1 {
+			t.Errorf("catalog pod %s created with a webhook replica gone has no sidecar", p.Metadata.Name)
+		}
+	}
+}
+
+type kubePod struct {
+	Metadata struct{ Name, UID string }
+	Spec     struct {
+		InitContainers []struct{ Name string } `json:"initContainers"`
+		Containers     []struct{ Name string }
+	}
+	Status struct {
+		PodIP string `json:"podIP"`
+	}
+}
+
+func (c *kubeCluster) pod(t *testing.T, ns, name string) kubePod {
+	t.Helper()
+	var p kubePod
+	if err := json.Unmarshal([]byte(c.mustKubectl(t, "", "-n", ns, "get", "pod", name, "-o", "json")), &p); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// podOf is the one running pod of a selector.
+func (c *kubeCluster) podOf(t *testing.T, ns, selector string) kubePod {
+	t.Helper()
+	var list struct{ Items []kubePod }
+	out := c.mustKubectl(t, "", "-n", ns, "get", "pods", "-l", selector, "--field-selector=status.phase=Running", "-o", "json")
+	if err := json.Unmarshal([]byte(out), &list); err != nil {
+		t.Fatal(err)
+	}
+	if len(list.Items) != 1 {
+		t.Fatalf("%d running pods for %s, want 1", len(list.Items), selector)
+	}
+	return list.Items[0]
+}
+
+// truthMainNS is the goserver's TRUTH main_ns for a trace, from its log.
+func (c *kubeCluster) truthMainNS(t *testing.T, ns, what, traceID string) int64 {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		out, _ := c.kubectl(t, "", "-n", ns, "logs", what, "-c", "app")
+		for _, line := range strings.Split(out, "\n") {
+			if tr, ok := parseTruth(line); ok && tr.Trace == traceID {
+				v, err := strconv.ParseInt(tr.Extra["main_ns"], 10, 64)
+				if err != nil {
+					t.Fatalf("TRUTH line %q: %v", line, err)
+				}
+				return v
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no TRUTH line for %s in %s's log", traceID, what)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// waitRemoteProfile asks a sidecar's REST API for a trace until it holds
+// n profiles.
+func waitRemoteProfile(t *testing.T, hc *http.Client, base, traceID string, n int) []*profile.Profile {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	var last string
+	for {
+		resp, err := hc.Get(base + "/v1/traces/" + traceID)
+		if err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			last = fmt.Sprintf("%d %s", resp.StatusCode, body)
+			if resp.StatusCode == 200 {
+				var tr struct{ Profiles []json.RawMessage }
+				if json.Unmarshal(body, &tr) == nil && len(tr.Profiles) >= n {
+					var ps []*profile.Profile
+					for _, raw := range tr.Profiles {
+						p, err := decodeRESTProfile(raw)
+						if err != nil {
+							t.Fatalf("decoding a profile of %s: %v", traceID, err)
+						}
+						ps = append(ps, p)
+					}
+					return ps
+				}
+			}
+		} else {
+			last = err.Error()
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s has no %d profiles of trace %s: %s", base, n, traceID, last)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+}
+
+// importDebian builds an image of Debian binaries with their libraries
+// (e2e/cluster/images.sh debian) and imports it.
+func (c *kubeCluster) importDebian(t *testing.T, tag string, bins ...string) {
+	t.Helper()
+	sh := fmt.Sprintf("%q debian %q %s | ctr --address /run/tracecam-cluster/containerd.sock -n k8s.io images import -",
+		filepath.Join(c.root, "e2e", "cluster", "images.sh"), tag, strings.Join(bins, " "))
+	if out, err := exec.Command("bash", "-o", "pipefail", "-c", sh).CombinedOutput(); err != nil {
+		t.Fatalf("building and importing %s: %v\n%s", tag, err, out)
+	}
+}
+
+// decodeRESTProfile reads one profile of the REST API (protojson of
+// tracecam.v1.Profile) into the profile model.
+func decodeRESTProfile(raw []byte) (*profile.Profile, error) {
+	var pb tracecamv1.Profile
+	if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(raw, &pb); err != nil {
+		return nil, err
+	}
+	return profilepb.FromProto(&pb), nil
 }

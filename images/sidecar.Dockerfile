@@ -35,9 +35,8 @@ LABEL org.opencontainers.image.title="tracecam-sidecar" \
       org.opencontainers.image.version="${VERSION}"
 COPY --from=build /out/tracecam-sidecar /tracecam-sidecar
 # Root, on purpose (unlike the webhook). Loading eBPF programs and maps
-# takes CAP_BPF, attaching the tracing programs CAP_PERFMON, and raising
-# RLIMIT_MEMLOCK on kernels before 5.11 CAP_SYS_RESOURCE: the webhook adds
-# exactly these three to the container and drops every other. A non-root
+# takes CAP_BPF, attaching the tracing programs CAP_PERFMON: the webhook
+# adds exactly these two to the container and drops every other. A non-root
 # user would not hold them in its effective set (file capabilities are no
 # option on a static distroless image), and the sidecar also reads the
 # host's cgroup tree mounted at /sys/fs/cgroup. The filesystem stays

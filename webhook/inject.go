@@ -211,7 +211,19 @@ func Inject(pod *corev1.Pod, namespace string, cfg Config) (*corev1.Pod, Report)
 	warnings = append(warnings, unknownAnnotations(ann)...)
 	warnings = append(warnings, conflicts(out, eff)...)
 
+	// Each of the pod's own containers carries its name in its
+	// environment: the sidecar reads it from /proc/<pid>/environ to say
+	// which container served a request (the runtime's container IDs in
+	// the cgroup paths are not names, and the sidecar has no API access).
+	labelContainers(out.Spec.InitContainers)
+	labelContainers(out.Spec.Containers)
 	c := eff.container()
+	// That environment is readable only to a sidecar allowed to read
+	// another user's files (the app runs as its own user, /proc/<pid>/environ
+	// is 0400): with one app container, the sidecar is simply told its name.
+	if len(out.Spec.Containers) == 1 {
+		c.Env = append(c.Env, corev1.EnvVar{Name: "TRACECAM_CONTAINER", Value: out.Spec.Containers[0].Name})
+	}
 	if eff.native {
 		always := corev1.ContainerRestartPolicyAlways
 		c.RestartPolicy = &always
@@ -236,6 +248,21 @@ func Inject(pod *corev1.Pod, namespace string, cfg Config) (*corev1.Pod, Report)
 	}
 	out.Annotations[AnnotationStatus] = string(status)
 	return out, Report{Injected: true, Reason: ReasonInjected, Warnings: warnings}
+}
+
+// ContainerNameEnv names a container in its own environment (see Inject).
+const ContainerNameEnv = "TRACECAM_CONTAINER_NAME"
+
+func labelContainers(cs []corev1.Container) {
+	for i := range cs {
+		found := false
+		for _, e := range cs[i].Env {
+			found = found || e.Name == ContainerNameEnv
+		}
+		if !found {
+			cs[i].Env = append(cs[i].Env, corev1.EnvVar{Name: ContainerNameEnv, Value: cs[i].Name})
+		}
+	}
 }
 
 // effective is a Config with defaults applied and overrides resolved.
@@ -744,9 +771,19 @@ func (e effective) securityContext() *corev1.SecurityContext {
 	sc.AllowPrivilegeEscalation = &escalate
 	sc.Capabilities = &corev1.Capabilities{
 		Add: []corev1.Capability{
-			"BPF",          // bpf(2): load programs, create and read maps
-			"PERFMON",      // tracing programs (tp_btf) and BTF-typed kernel pointer reads
-			"SYS_RESOURCE", // raise RLIMIT_MEMLOCK, which map memory counts against on kernels < 5.11
+			"BPF",     // bpf(2): load programs, create and read maps
+			"PERFMON", // tracing programs (tp_btf) and BTF-typed kernel pointer reads
+			// Read the app's binary through /proc/<pid>/exe (and its
+			// environment): the goroutine probes attach to the Go runtime
+			// in it. The kernel guards another user's /proc/<pid>/exe as
+			// it guards ptrace; the sidecar never traces anything.
+			"SYS_PTRACE",
+			// Not SYS_RESOURCE: RLIMIT_MEMLOCK bounds eBPF maps only before
+			// 5.11, and the sidecar needs 6.3. Asking for it anyway is not
+			// harmless: where the node's runtime lacks it in its bounding
+			// set (a node that is itself a container), runc refuses the
+			// container ("unable to apply caps"), and a native sidecar that
+			// cannot start keeps the app container from starting too.
 		},
 		Drop: []corev1.Capability{"ALL"},
 	}

@@ -173,6 +173,7 @@ func TestInjectContainer(t *testing.T) {
 				"TRACECAM_GRPC_ADDR":         ":7070",
 				"TRACECAM_HTTP_ADDR":         ":7071",
 				"TRACECAM_CLUSTER_NAME":      "test",
+				"TRACECAM_CONTAINER":         "app",
 				"POD_NAME":                   "fieldRef:metadata.name",
 				"POD_NAMESPACE":              "fieldRef:metadata.namespace",
 				"POD_UID":                    "fieldRef:metadata.uid",
@@ -196,7 +197,7 @@ func TestInjectContainer(t *testing.T) {
 			}
 			sc := c.SecurityContext
 			if sc == nil || sc.Capabilities == nil ||
-				!reflect.DeepEqual(sc.Capabilities.Add, []corev1.Capability{"BPF", "PERFMON", "SYS_RESOURCE"}) ||
+				!reflect.DeepEqual(sc.Capabilities.Add, []corev1.Capability{"BPF", "PERFMON", "SYS_PTRACE"}) ||
 				!reflect.DeepEqual(sc.Capabilities.Drop, []corev1.Capability{"ALL"}) ||
 				*sc.Privileged || *sc.AllowPrivilegeEscalation || *sc.RunAsUser != 0 || *sc.RunAsNonRoot || !*sc.ReadOnlyRootFilesystem {
 				t.Errorf("securityContext %+v", sc)

@@ -61,6 +61,7 @@ func run() error {
 	storeS := fs.String("store-size", envDefault("store-size", "10000"), "profiles kept in memory (a ring)")
 	pod := fs.String("pod", envDefault("pod", os.Getenv("POD_NAME")), "pod name to label profiles with")
 	ns := fs.String("namespace", envDefault("namespace", os.Getenv("POD_NAMESPACE")), "pod namespace to label profiles with")
+	container := fs.String("container", envDefault("container", ""), "container name to label profiles with when the process's own is not known (the webhook sets it for a pod with one app container; each app container also carries TRACECAM_CONTAINER_NAME, read where the sidecar may read its environment)")
 	ringS := fs.String("ring-buffer-size", envDefault("ring-buffer-size", "8388608"), "kernel-to-user event buffer in bytes (a power of two); events that do not fit are counted as lost")
 	redisAddr := fs.String("redis-addr", envDefault("redis-addr", ""), "shared Redis for cross-pod trace lookups, host:port; several, comma-separated, = Redis Cluster (or Sentinel with --redis-master-name); empty: in-memory store only")
 	redisPassFile := fs.String("redis-password-file", envDefault("redis-password-file", ""), "file holding the Redis password")
@@ -141,7 +142,7 @@ func run() error {
 
 	a, err := agent.Start(agent.Config{
 		Cgroup: *cg, Output: *output, HTTPAddr: *httpAddr, GRPCAddr: *grpcAddr, SegmentThreshold: thr,
-		StoreSize: size, Pod: *pod, Namespace: *ns, PodUID: *podUID, Pprof: *pprofOn,
+		StoreSize: size, Pod: *pod, Namespace: *ns, PodUID: *podUID, Pprof: *pprofOn, Container: *container,
 		RingBufferSize: uint32(ring), NoGoProbes: !*goProbes, Redis: redisCfg, MaxRoutes: maxRoutes, BaselineWindow: *baselineWindow,
 	})
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)

@@ -7,9 +7,10 @@
 #   e2e/cluster/cluster.sh status  # which daemons run
 #
 # (make cluster / make cluster-down.) Parts: etcd, kube-apiserver,
-# kube-controller-manager, kube-scheduler and kubelet built from the Go module
-# proxy (e2e/kubeapi/build.sh), Debian's containerd + runc, and the CNI bridge
-# plugin; a pause image built here from Kubernetes' own pause.c. Nothing is
+# kube-controller-manager, kube-scheduler, kube-proxy (nftables), kubelet and
+# CoreDNS built from the Go module proxy (e2e/kubeapi/build.sh), Debian's
+# containerd + runc, and the CNI bridge plugin; a pause image built here from
+# Kubernetes' own pause.c. Nothing is
 # pulled: every image a pod uses is imported first (images.sh).
 #
 # Everything lives under DIR (default .cache/cluster): certificates, configs,
@@ -149,6 +150,7 @@ configs() {
       "ipam": {
         "type": "host-local",
         "ranges": [[{"subnet": "$pod_cidr", "gateway": "$node_ip"}]],
+        "routes": [{"dst": "0.0.0.0/0"}],
         "dataDir": "$state/cni"
       }
     },
@@ -210,6 +212,24 @@ evictionHard:
 serializeImagePulls: false
 resolvConf: ""
 maxPods: 50
+clusterDomain: cluster.local
+clusterDNS: [$node_ip]
+EOF
+  # Cluster DNS on the node's address (as NodeLocal DNSCache does): names of
+  # Services and pods from the API; nothing upstream (no network here).
+  cat >"$dir/Corefile" <<EOF
+cluster.local:53 in-addr.arpa:53 {
+    bind $node_ip
+    errors
+    kubernetes cluster.local in-addr.arpa {
+        kubeconfig $dir/kubeconfig tracecam
+        pods insecure
+    }
+}
+.:53 {
+    bind $node_ip
+    errors
+}
 EOF
 }
 
@@ -220,6 +240,8 @@ network() {
   ip addr replace "$node_ip/24" dev "$bridge"
   ip link set "$bridge" up
   sysctl -qw net.ipv4.ip_forward=1
+  # pod -> Service -> pod on the same bridge goes through kube-proxy's rules
+  sysctl -qw net.bridge.bridge-nf-call-iptables=1 2>/dev/null || true
 }
 
 # ctr against this cluster's containerd.
@@ -227,10 +249,10 @@ ctr_() { ctr --address "$run/containerd.sock" -n k8s.io "$@"; }
 
 up() {
   mkdir -p "$dir/logs" "$dir/pids" "$state" "$run"
-  for b in etcd kube-apiserver kube-controller-manager kube-scheduler kubelet; do
+  for b in etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy coredns; do
     [[ -x $kube/$b ]] || die "$kube/$b missing: run e2e/kubeapi/build.sh (make kube-binaries)"
   done
-  for b in containerd runc containerd-shim-runc-v2 openssl ctr; do
+  for b in containerd runc containerd-shim-runc-v2 openssl ctr nft; do
     command -v "$b" >/dev/null || die "$b missing (make deps installs Debian's containerd, runc, containernetworking-plugins)"
   done
   [[ -x /usr/lib/cni/bridge ]] || die "/usr/lib/cni/bridge missing (Debian package containernetworking-plugins)"
@@ -271,6 +293,13 @@ up() {
   start kube-scheduler "$kube/kube-scheduler" --kubeconfig "$dir/kubeconfig" \
     --authentication-kubeconfig "$dir/kubeconfig" --authorization-kubeconfig "$dir/kubeconfig" \
     --leader-elect=false --bind-address 127.0.0.1
+  # Services: kube-proxy in nftables mode (ClusterIPs, e.g. the API's
+  # 10.96.0.1 that in-cluster clients use); conntrack limits left alone.
+  log "kube-proxy, coredns"
+  start kube-proxy "$kube/kube-proxy" --kubeconfig "$dir/kubeconfig" --proxy-mode nftables \
+    --cluster-cidr "$pod_cidr" --hostname-override "$node" --conntrack-max-per-core 0 \
+    --metrics-bind-address 127.0.0.1:10249 --healthz-bind-address 127.0.0.1:10256
+  start coredns "$kube/coredns" -conf "$dir/Corefile"
   log "kubelet"
   start kubelet "$kube/kubelet" --config "$dir/kubelet.yaml" --kubeconfig "$dir/kubelet.kubeconfig" \
     --root-dir "$state/kubelet" --hostname-override "$node" --node-ip "$node_ip" --v 1
@@ -310,6 +339,8 @@ down() {
     for c in $(ctr_ containers ls -q 2>/dev/null); do ctr_ containers delete "$c" >/dev/null 2>&1 || true; done
   fi
   pkill -f "containerd-shim-runc-v2 .*-address $run/containerd.sock" 2>/dev/null || true
+  stop coredns
+  stop kube-proxy
   stop kube-scheduler
   stop kube-controller-manager
   stop containerd
@@ -320,6 +351,8 @@ down() {
     while read -r m; do umount -l "$m" 2>/dev/null || true; done
   for ns in $(ip netns list 2>/dev/null | awk '/^cni-/ { print $1 }'); do ip netns delete "$ns" 2>/dev/null || true; done
   ip link delete "$bridge" 2>/dev/null || true
+  nft delete table ip kube-proxy 2>/dev/null || true
+  nft delete table ip6 kube-proxy 2>/dev/null || true
   local cg
   cg=$(cgroup2)
   if [[ -n $cg && -d $cg/kubepods ]]; then
@@ -334,7 +367,7 @@ purge() {
 }
 
 status() {
-  for d in etcd kube-apiserver containerd kube-controller-manager kube-scheduler kubelet; do
+  for d in etcd kube-apiserver containerd kube-controller-manager kube-scheduler kube-proxy coredns kubelet; do
     if running "$d"; then echo "$d running (pid $(cat "$(pidfile "$d")"))"; else echo "$d stopped"; fi
   done
 }

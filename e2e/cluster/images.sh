@@ -6,6 +6,9 @@
 #
 #   images.sh pause TAG                  Kubernetes' pause (its pause.c, static)
 #   images.sh static TAG BINARY [PORT]   FROM scratch + one static binary as /app
+#   images.sh debian TAG BINARY...       FROM scratch + Debian's binaries at their
+#                                        paths, with the shared libraries they
+#                                        load (ldd), e.g. redis-server + redis-cli
 #
 # buildah keeps its storage under /var/lib/tracecam-cluster/buildah (never the
 # machine's own), on the vfs driver: slower than overlay for big images, and
@@ -34,6 +37,33 @@ scratch_image() {
   cat "$work/image.tar"
 }
 
+# debian_image TAG BINARY...: each binary (symlinks followed, kept under
+# its own name: redis-server is a link to redis-check-rdb and decides by
+# argv[0]) and every library ldd finds for it, at their paths.
+debian_image() {
+  local tag=$1; shift
+  local rootfs=$work/rootfs bin lib
+  mkdir -p "$rootfs"
+  for bin in "$@"; do
+    bin=$(command -v "$bin") || { echo "images: $bin not found" >&2; exit 1; }
+    install -D -m 0755 "$(readlink -f "$bin")" "$rootfs$bin"
+    for lib in $(ldd "$bin" | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }'); do
+      [[ -e $rootfs$lib ]] || install -D -m 0755 "$(readlink -f "$lib")" "$rootfs$lib"
+    done
+  done
+  mkdir -p "$rootfs/tmp" "$rootfs/data"
+  chmod 1777 "$rootfs/tmp" "$rootfs/data"
+  local c
+  c=$(b from --quiet scratch)
+  b copy --quiet "$c" "$rootfs/." / >/dev/null
+  b config --env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin --workingdir /data "$c"
+  b commit --quiet --format docker "$c" "$tag" >/dev/null
+  b rm "$c" >/dev/null
+  b push --quiet "$tag" "docker-archive:$work/image.tar:$tag" >&2
+  b rmi "$tag" >/dev/null 2>&1 || true
+  cat "$work/image.tar"
+}
+
 case ${1:-} in
   pause)
     tag=${2:?tag}
@@ -49,8 +79,13 @@ case ${1:-} in
     tag=${2:?tag} bin=${3:?binary}
     scratch_image "$tag" "$bin" /app "${4:-}"
     ;;
+  debian)
+    tag=${2:?tag}
+    shift 2
+    debian_image "$tag" "$@"
+    ;;
   *)
-    echo "usage: $0 pause TAG | static TAG BINARY [PORT]" >&2
+    echo "usage: $0 pause TAG | static TAG BINARY [PORT] | debian TAG BINARY..." >&2
     exit 2
     ;;
 esac

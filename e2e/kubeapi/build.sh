@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Builds kube-apiserver, kube-controller-manager, kube-scheduler, kubelet,
-# kubectl and etcd from the Go module proxy into DIR (default .cache/kube at
+# Builds kube-apiserver, kube-controller-manager, kube-scheduler, kube-proxy,
+# kubelet, kubectl, etcd and CoreDNS from the Go module proxy into DIR (default .cache/kube at
 # the repository root, git-ignored; kubectl is also linked at bin/kubectl)
 # unless DIR already holds binaries of these versions. Neither can be `go install`ed (their go.mod
 # files carry replace directives), so each is built inside a throwaway module
@@ -24,9 +24,10 @@ export GOFLAGS=-mod=mod GOTOOLCHAIN=local
 exec 9>"$dir/.lock"
 flock 9
 
-kube_cmds=(kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl)
+kube_cmds=(kube-apiserver kube-controller-manager kube-scheduler kube-proxy kubelet kubectl)
+COREDNS_VERSION=${COREDNS_VERSION:-v1.15.0}
 stamp="$dir/versions"
-want="${kube_cmds[*]} $KUBE_VERSION etcd $ETCD_VERSION"
+want="${kube_cmds[*]} $KUBE_VERSION etcd $ETCD_VERSION coredns $COREDNS_VERSION"
 link_kubectl() { mkdir -p "$root/bin" && ln -sf "$dir/kubectl" "$root/bin/kubectl"; }
 if [[ -x $dir/etcd && -f $stamp && $(cat "$stamp") == "$want" ]]; then
   link_kubectl
@@ -96,6 +97,26 @@ package etcdbuild
 import _ "go.etcd.io/etcd/server/v3"
 GO
 (cd "$src" && { "$GO" mod tidy >/dev/null 2>&1 || "$GO" mod tidy; } && "$GO" build -o "$dir/etcd" go.etcd.io/etcd/server/v3)
+
+# CoreDNS, the test cluster's DNS (e2e/cluster)
+src="$dir/src/coredns"
+rm -rf "$src" && mkdir -p "$src"
+echo "building coredns $COREDNS_VERSION" >&2
+cat >"$src/go.mod" <<GOMOD
+module tracecam.local/corednsbuild
+
+go 1.26.0
+
+require github.com/coredns/coredns $COREDNS_VERSION
+GOMOD
+cat >"$src/tools.go" <<'GO'
+//go:build tools
+
+package corednsbuild
+
+import _ "github.com/coredns/coredns"
+GO
+(cd "$src" && { "$GO" mod tidy >/dev/null 2>&1 || "$GO" mod tidy; } && "$GO" build -o "$dir/coredns" github.com/coredns/coredns)
 
 echo "$want" >"$stamp"
 link_kubectl

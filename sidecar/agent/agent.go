@@ -150,7 +150,7 @@ func Start(cfg Config) (*Agent, error) {
 		slog.Info("redis cache", "addrs", cfg.Redis.Addrs, "cluster", cfg.Redis.Cluster, "ttl", cfg.Redis.TTL)
 	}
 	a.asm = assemble.New(assemble.Config{
-		Pod: cfg.Pod, Namespace: cfg.Namespace, Container: cfg.Container,
+		Pod: cfg.Pod, Namespace: cfg.Namespace, Container: cfg.Container, ContainerOf: newContainerNames().of,
 		WallClock: wallClock(), FileName: procFileName, SegmentThreshold: cfg.SegmentThreshold,
 		Runtime: a.gof.runtime, GoWaitReason: a.gof.waitReason, GoUnfollowed: a.gof.unfollowed,
 	}, a.onProfile)

@@ -20,6 +20,8 @@ import (
 // Config tunes the assembler.
 type Config struct {
 	Pod, Namespace, Container string
+	// ContainerOf names the container of a process (nil or "": Container).
+	ContainerOf func(pid uint32) string
 	// WallClock converts a CLOCK_MONOTONIC ns timestamp to wall time.
 	WallClock func(mono uint64) time.Time
 	// IdleEnd ends a response of unknown length this long after its last
@@ -920,13 +922,24 @@ func (a *Assembler) finish(c *conn, partialWhy string) {
 	delete(a.conns, c.key)
 }
 
+// containerOf is the container of process pid: Config.ContainerOf's
+// answer, or Config.Container.
+func (a *Assembler) containerOf(pid uint32) string {
+	if a.cfg.ContainerOf != nil {
+		if name := a.cfg.ContainerOf(pid); name != "" {
+			return name
+		}
+	}
+	return a.cfg.Container
+}
+
 func (a *Assembler) build(c *conn, r *request, partialWhy string) *profile.Profile {
 	end := r.lastTS
 	if end < r.start {
 		end = r.start
 	}
 	p := &profile.Profile{
-		Pod: a.cfg.Pod, Namespace: a.cfg.Namespace, Container: a.cfg.Container,
+		Pod: a.cfg.Pod, Namespace: a.cfg.Namespace, Container: a.containerOf(c.key.pid),
 		PID: c.key.pid, TID: r.tid, ThreadName: r.comm,
 		Method: r.head.Method, Path: r.head.Path, Host: r.head.Host,
 		StatusCode:   r.resp.StatusCode,

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/btf"
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/ringbuf"
 	"github.com/cilium/ebpf/rlimit"
@@ -52,6 +53,36 @@ type Camera struct {
 	mu         sync.RWMutex
 	closed     bool
 	goBinaries int // go_layouts entries in use
+	// uprobeMulti: the goroutine probes attach as one uprobe_multi link
+	// (Linux 6.6+), which needs only CAP_BPF and CAP_PERFMON; older
+	// kernels get perf-event uprobes, which need CAP_SYS_ADMIN.
+	uprobeMulti bool
+}
+
+// procPIDInitIno is the initial pid namespace's inode number
+// (PROC_PID_INIT_INO): its numbers are the kernel's own.
+const procPIDInitIno = 0xEFFFFFFC
+
+// ownPIDNamespace is this process's pid namespace (device and inode of
+// /proc/self/ns/pid) when it is not the initial one.
+func ownPIDNamespace() (dev, ino uint64, ok bool) {
+	var st unix.Stat_t
+	if err := unix.Stat("/proc/self/ns/pid", &st); err != nil || st.Ino == procPIDInitIno {
+		return 0, 0, false
+	}
+	return st.Dev, st.Ino, true
+}
+
+// haveUprobeMulti says whether the kernel has uprobe_multi links: its BTF
+// describes their kernel object. (Which attach type the goroutine programs
+// get is decided at load time, before anything can be attached.)
+func haveUprobeMulti() bool {
+	spec, err := btf.LoadKernelSpec()
+	if err != nil {
+		return false
+	}
+	var s *btf.Struct
+	return spec.TypeByName("bpf_uprobe_multi_link", &s) == nil
 }
 
 // Check reports, in one line, what this host lacks to run the camera.
@@ -106,6 +137,11 @@ func Open(cfg Config) (*Camera, error) {
 		"self_tgid":    uint32(cfg.SelfPID),
 		"segment_ns":   uint64(thr.Nanoseconds()),
 	}
+	// In a pid namespace of its own (a pod's), the sidecar knows processes
+	// by that namespace's numbers: the programs report those.
+	if dev, ino, ok := ownPIDNamespace(); ok {
+		sets["pidns_dev"], sets["pidns_ino"] = dev, ino
+	}
 	for name, v := range sets {
 		vs, ok := spec.Variables[name]
 		if !ok {
@@ -115,7 +151,12 @@ func Open(cfg Config) (*Camera, error) {
 			return nil, fmt.Errorf("setting %s: %w", name, err)
 		}
 	}
-	c := &Camera{}
+	c := &Camera{uprobeMulti: haveUprobeMulti()}
+	if c.uprobeMulti {
+		for _, name := range []string{"go_execute", "go_ready"} {
+			spec.Programs[name].AttachType = ebpf.AttachTraceUprobeMulti
+		}
+	}
 	if err := spec.LoadAndAssign(&c.objs, nil); err != nil {
 		var ve *ebpf.VerifierError
 		if errors.As(err, &ve) {

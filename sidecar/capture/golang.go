@@ -3,6 +3,7 @@ package capture
 import (
 	"errors"
 	"fmt"
+	"os"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
@@ -102,7 +103,16 @@ func (c *Camera) FollowGo(path string, b *gobin.Binary) error {
 		pp   gobin.ProbePoint
 		prog *ebpf.Program
 	}{{exec, c.objs.GoExecute}, {ready, c.objs.GoReady}} {
-		l, err := ex.Uprobe(p.pp.Name, p.prog, &link.UprobeOptions{Address: p.pp.Offset, Offset: p.pp.Skip, Cookie: uint64(idx)})
+		var l link.Link
+		if c.uprobeMulti {
+			l, err = ex.UprobeMulti(nil, p.prog, &link.UprobeMultiOptions{
+				Addresses: []uint64{p.pp.Offset + p.pp.Skip}, Cookies: []uint64{uint64(idx)}})
+		} else {
+			l, err = ex.Uprobe(p.pp.Name, p.prog, &link.UprobeOptions{Address: p.pp.Offset, Offset: p.pp.Skip, Cookie: uint64(idx)})
+			if errors.Is(err, os.ErrPermission) {
+				err = fmt.Errorf("%w (this kernel has no uprobe_multi links, 6.6+: its perf-event uprobes need CAP_SYS_ADMIN)", err)
+			}
+		}
 		if err != nil {
 			for _, l := range links {
 				l.Close()
@@ -113,6 +123,10 @@ func (c *Camera) FollowGo(path string, b *gobin.Binary) error {
 	}
 	c.goBinaries++
 	c.links = append(c.links, links...)
-	c.probes = append(c.probes, fmt.Sprintf("uprobe/%s:runtime.execute,runtime.ready (%s)", path, b.GoVersion))
+	kind := "uprobe"
+	if c.uprobeMulti {
+		kind = "uprobe_multi"
+	}
+	c.probes = append(c.probes, fmt.Sprintf("%s/%s:runtime.execute,runtime.ready (%s)", kind, path, b.GoVersion))
 	return nil
 }

@@ -162,7 +162,16 @@ func main() {
 	http.HandleFunc("/client", func(w http.ResponseWriter, r *http.Request) {
 		ms := qint(r, "ms", 200)
 		t0 := time.Now()
-		resp, err := client.Get(fmt.Sprintf("http://%s/sleep?ms=%d", *httpDownstream, ms))
+		req, err := http.NewRequest("GET", fmt.Sprintf("http://%s/sleep?ms=%d", *httpDownstream, ms), nil)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		// The trace goes on downstream, as an instrumented client's would.
+		if tp := r.Header.Get("traceparent"); tp != "" {
+			req.Header.Set("traceparent", tp)
+		}
+		resp, err := client.Do(req)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadGateway)
 			return
