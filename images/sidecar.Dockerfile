@@ -35,8 +35,9 @@ LABEL org.opencontainers.image.title="tracecam-sidecar" \
       org.opencontainers.image.version="${VERSION}"
 COPY --from=build /out/tracecam-sidecar /tracecam-sidecar
 # Root, on purpose (unlike the webhook). Loading eBPF programs and maps
-# takes CAP_BPF, attaching the tracing programs CAP_PERFMON: the webhook
-# adds exactly these two to the container and drops every other. A non-root
+# takes CAP_BPF, attaching the tracing programs CAP_PERFMON, opening a Go
+# app's binary for the goroutine probes CAP_SYS_PTRACE: the webhook adds
+# exactly these three to the container and drops every other. A non-root
 # user would not hold them in its effective set (file capabilities are no
 # option on a static distroless image), and the sidecar also reads the
 # host's cgroup tree mounted at /sys/fs/cgroup. The filesystem stays

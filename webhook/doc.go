@@ -28,8 +28,10 @@
 // to spec.containers. It serves gRPC on port 7070 ("tracecam-grpc") and HTTP on 7071
 // ("tracecam-http", with /readyz and /healthz probes), mounts the host's
 // /sys/fs/cgroup and /sys/kernel/btf read-only (volumes tracecam-cgroup and
-// tracecam-btf), and runs as root with only CAP_BPF and CAP_PERFMON. The
-// pod gets shareProcessNamespace (unless it uses
+// tracecam-btf), and runs as root with only CAP_BPF, CAP_PERFMON and
+// CAP_SYS_PTRACE. Each of the pod's own containers gets
+// TRACECAM_CONTAINER_NAME (its name) in its environment, and the sidecar
+// TRACECAM_CONTAINER when there is one app container. The pod gets shareProcessNamespace (unless it uses
 // hostPID, which already shows every process and may not be combined with
 // it) and the annotation tracecam.io/status recording what was injected; its
 // presence makes a second injection a no-op.
