@@ -162,7 +162,10 @@ func TestKubernetesCluster(t *testing.T) {
 	if !t.Run("a Deployment answers at its pod IP", func(t *testing.T) { clusterPlainDeployment(t, c) }) {
 		return
 	}
-	t.Run("tracecam from manifests/ profiles an annotated pod", func(t *testing.T) { clusterTracecam(t, c) })
+	if !t.Run("tracecam from manifests/ profiles an annotated pod", func(t *testing.T) { clusterTracecam(t, c) }) {
+		return
+	}
+	t.Run("a sidecar that cannot watch leaves its app serving", func(t *testing.T) { clusterSidecarCannotWatch(t, c) })
 }
 
 func clusterPlainDeployment(t *testing.T, c *kubeCluster) {
@@ -319,7 +322,6 @@ images:
 			out, _ = c.kubectl(t, "", "-n", "tracecam-system", "logs", "-l", "app.kubernetes.io/name=tracecam-webhook", "--tail=30")
 			t.Logf("webhook logs:\n%s", out)
 		}
-		c.kubectl(t, "", "delete", "mutatingwebhookconfiguration", "tracecam", "--ignore-not-found")
 	})
 	c.mustKubectl(t, "", "apply", "-k", overlay)
 	// A cluster kept from an earlier run (TRACECAM_CLUSTER_KEEP) runs an
@@ -429,6 +431,16 @@ spec:
 		}
 	}
 
+	// gRPC, as a user would ask it: grpcurl (built from the module proxy)
+	// against <pod IP>:7070, through the server's reflection.
+	grpcOut, err := exec.Command(filepath.Join(c.root, ".cache", "kube", "grpcurl"), "-plaintext",
+		"-d", fmt.Sprintf(`{"trace_id": %q}`, id), catalog.Status.PodIP+":7070", "tracecam.v1.Profiler/GetTrace").CombinedOutput()
+	if err != nil {
+		t.Errorf("grpcurl GetTrace: %v\n%s", err, grpcOut)
+	} else if !strings.Contains(string(grpcOut), `"/client"`) || !strings.Contains(string(grpcOut), `"/sleep"`) {
+		t.Errorf("grpcurl GetTrace of %s lacks /client or /sleep:\n%s", id, grpcOut)
+	}
+
 	// /metrics, scraped from the pod.
 	resp, err := hc.Get("http://" + catalog.Status.PodIP + ":7071/metrics")
 	if err != nil {
@@ -453,6 +465,74 @@ spec:
 		if len(p.Spec.InitContainers) != 1 {
 			t.Errorf("catalog pod %s created with a webhook replica gone has no sidecar", p.Metadata.Name)
 		}
+	}
+}
+
+// clusterSidecarCannotWatch: a pod whose sidecar cannot watch (here, its
+// tracecam-btf volume is the pod's own empty directory, so the kernel's
+// BTF is missing) still serves: the sidecar stays up and ready, idle, and
+// its /v1/status says why.
+func clusterSidecarCannotWatch(t *testing.T, c *kubeCluster) {
+	const ns = "tracecam-e2e-nobtf"
+	c.freshNamespace(t, ns)
+	c.mustKubectl(t, fmt.Sprintf(`apiVersion: v1
+kind: Namespace
+metadata:
+  name: %[1]s
+  labels: {pod-security.kubernetes.io/enforce: privileged}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: nobtf, namespace: %[1]s}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: nobtf}}
+  template:
+    metadata:
+      labels: {app: nobtf}
+      annotations: {tracecam.io/inject: "true"}
+    spec:
+      volumes:
+      - name: tracecam-btf
+        emptyDir: {}
+      containers:
+      - name: app
+        image: localhost/tracecam-e2e-goserver:dev
+        imagePullPolicy: Never
+        args: ["--port", "8080", "--bind", "0.0.0.0"]
+        readinessProbe:
+          httpGet: {path: /fast, port: 8080}
+          periodSeconds: 1
+`, ns), "apply", "-f", "-")
+	c.mustKubectl(t, "", "-n", ns, "rollout", "status", "deployment/nobtf", "--timeout=180s")
+	pod := c.podOf(t, ns, "app=nobtf")
+	if len(pod.Spec.InitContainers) != 1 {
+		out, _ := c.kubectl(t, "", "-n", ns, "get", "pod", pod.Metadata.Name, "-o", "yaml")
+		t.Fatalf("pod %s has no sidecar:\n%s", pod.Metadata.Name, out)
+	}
+	hc := &http.Client{Timeout: 5 * time.Second}
+	resp, err := hc.Get("http://" + pod.Status.PodIP + ":8080/fast")
+	if err != nil {
+		t.Fatalf("the app behind a sidecar that cannot watch: %v", err)
+	}
+	resp.Body.Close()
+	// (Until its server listens, a moment after the pod is Ready.)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err = hc.Get("http://" + pod.Status.PodIP + ":7071/v1/status")
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the idle sidecar's status: %v", err)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	t.Logf("idle sidecar: /v1/status %d %s", resp.StatusCode, strings.TrimSpace(string(body)))
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "BTF") {
+		t.Errorf("/v1/status of a sidecar without BTF: %d %s, want 503 saying BTF is missing", resp.StatusCode, body)
 	}
 }
 

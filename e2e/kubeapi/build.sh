@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds kube-apiserver, kube-controller-manager, kube-scheduler, kube-proxy,
-# kubelet, kubectl, etcd and CoreDNS from the Go module proxy into DIR (default .cache/kube at
+# kubelet, kubectl, etcd, CoreDNS and grpcurl from the Go module proxy into DIR (default .cache/kube at
 # the repository root, git-ignored; kubectl is also linked at bin/kubectl)
 # unless DIR already holds binaries of these versions. Neither can be `go install`ed (their go.mod
 # files carry replace directives), so each is built inside a throwaway module
@@ -26,8 +26,9 @@ flock 9
 
 kube_cmds=(kube-apiserver kube-controller-manager kube-scheduler kube-proxy kubelet kubectl)
 COREDNS_VERSION=${COREDNS_VERSION:-v1.15.0}
+GRPCURL_VERSION=${GRPCURL_VERSION:-v1.9.4}
 stamp="$dir/versions"
-want="${kube_cmds[*]} $KUBE_VERSION etcd $ETCD_VERSION coredns $COREDNS_VERSION"
+want="${kube_cmds[*]} $KUBE_VERSION etcd $ETCD_VERSION coredns $COREDNS_VERSION grpcurl $GRPCURL_VERSION"
 link_kubectl() { mkdir -p "$root/bin" && ln -sf "$dir/kubectl" "$root/bin/kubectl"; }
 if [[ -x $dir/etcd && -f $stamp && $(cat "$stamp") == "$want" ]]; then
   link_kubectl
@@ -117,6 +118,11 @@ package corednsbuild
 import _ "github.com/coredns/coredns"
 GO
 (cd "$src" && { "$GO" mod tidy >/dev/null 2>&1 || "$GO" mod tidy; } && "$GO" build -o "$dir/coredns" github.com/coredns/coredns)
+
+# grpcurl, the gRPC client a user points at a sidecar (no replace
+# directives: go install works)
+echo "building grpcurl $GRPCURL_VERSION" >&2
+GOBIN="$dir" "$GO" install "github.com/fullstorydev/grpcurl/cmd/grpcurl@$GRPCURL_VERSION"
 
 echo "$want" >"$stamp"
 link_kubectl
