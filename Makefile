@@ -18,7 +18,7 @@ DEPS := clang-14:clang-14 /usr/include/bpf/bpf_helpers.h:libbpf-dev curl:curl \
         /usr/lib/python3/dist-packages/gunicorn/__init__.py:gunicorn \
         /usr/lib/python3/dist-packages/flask/__init__.py:python3-flask \
         containerd:containerd runc:runc /usr/lib/cni/bridge:containernetworking-plugins \
-        buildah:buildah openssl:openssl
+        buildah:buildah openssl:openssl mmdebstrap:mmdebstrap nft:nftables
 
 .PHONY: all build demo test unit e2e generate bench deps fmt-check vet clean images kube-binaries cases test-stress cluster cluster-down
 

@@ -166,6 +166,58 @@ func TestKubernetesCluster(t *testing.T) {
 		return
 	}
 	t.Run("a sidecar that cannot watch leaves its app serving", func(t *testing.T) { clusterSidecarCannotWatch(t, c) })
+	t.Run("the example app of manifests/example", func(t *testing.T) { clusterExampleApp(t, c) })
+}
+
+// clusterExampleApp: kubectl apply -k manifests/example/ (through an
+// overlay naming the demo app's image: a Debian rootfs with python3 built
+// here), then a traced /sleep to the demo pod is profiled by its sidecar:
+// sleep, at least the 150 ms the handler sleeps (time.sleep's floor) and
+// no more than the client waited.
+func clusterExampleApp(t *testing.T, c *kubeCluster) {
+	sh := fmt.Sprintf("%q demo-app localhost/tracecam-demo-app:dev | ctr --address /run/tracecam-cluster/containerd.sock -n k8s.io images import -",
+		filepath.Join(c.root, "e2e", "cluster", "images.sh"))
+	if out, err := exec.Command("bash", "-o", "pipefail", "-c", sh).CombinedOutput(); err != nil {
+		t.Fatalf("building and importing the demo app image: %v\n%s", err, out)
+	}
+	overlay := filepath.Join(c.dir, "overlay-example")
+	rel, err := filepath.Rel(overlay, filepath.Join(c.root, "manifests", "example"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(overlay, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(overlay, "kustomization.yaml"), []byte(fmt.Sprintf(`apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+resources:
+  - %s
+images:
+  - name: docker.io/library/python
+    newName: localhost/tracecam-demo-app
+    newTag: dev
+`, rel)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	const ns = "tracecam-demo"
+	c.freshNamespace(t, ns)
+	c.mustKubectl(t, "", "apply", "-k", overlay)
+	c.mustKubectl(t, "", "-n", ns, "rollout", "status", "deployment/demo-http", "--timeout=180s")
+	pod := c.podOf(t, ns, "app.kubernetes.io/name=demo-http")
+	id := newTraceID()
+	began := time.Now()
+	get(t, "http://"+pod.Status.PodIP+":8080/sleep?ms=150", id)
+	client := time.Since(began)
+	p := waitRemoteProfile(t, &http.Client{Timeout: 10 * time.Second}, "http://"+pod.Status.PodIP+":7071", id, 1)[0]
+	t.Logf("demo /sleep: %s (client %s), sleep %.1f ms, accounting %s, container %q: %s", profile.FormatDuration(p.DurationNS),
+		client.Round(100*time.Microsecond), ms(p.Breakdown[profile.Sleep]), p.Accounting, p.Container, p.Diagnosis.Summary)
+	sleep := time.Duration(p.Breakdown[profile.Sleep])
+	if p.Diagnosis.Cause != profile.CauseSleep || sleep < 150*time.Millisecond*95/100 || sleep > client {
+		t.Errorf("demo /sleep?ms=150: cause %s, sleep %s (the client waited %s):\n%s", p.Diagnosis.Cause, sleep, client, dump(p))
+	}
+	if p.Pod != pod.Metadata.Name || p.Namespace != ns || p.Container != "app" {
+		t.Errorf("profile says pod %q namespace %q container %q", p.Pod, p.Namespace, p.Container)
+	}
 }
 
 func clusterPlainDeployment(t *testing.T, c *kubeCluster) {

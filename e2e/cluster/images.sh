@@ -6,6 +6,9 @@
 #
 #   images.sh pause TAG                  Kubernetes' pause (its pause.c, static)
 #   images.sh static TAG BINARY [PORT]   FROM scratch + one static binary as /app
+#   images.sh demo-app TAG               a Debian bookworm rootfs with python3
+#                                        (mmdebstrap, from Debian's mirror; cached
+#                                        as /var/lib/tracecam-cluster/demo-rootfs.tar)
 #   images.sh debian TAG BINARY...       FROM scratch + Debian's binaries at their
 #                                        paths, with the shared libraries they
 #                                        load (ldd), e.g. redis-server + redis-cli
@@ -64,6 +67,19 @@ debian_image() {
   cat "$work/image.tar"
 }
 
+# rootfs_image TAG TARBALL: a whole root filesystem.
+rootfs_image() {
+  local tag=$1 tarball=$2 c
+  c=$(b from --quiet scratch)
+  b add --quiet "$c" "$tarball" / >/dev/null
+  b config --env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "$c"
+  b commit --quiet --format docker "$c" "$tag" >/dev/null
+  b rm "$c" >/dev/null
+  b push --quiet "$tag" "docker-archive:$work/image.tar:$tag" >&2
+  b rmi "$tag" >/dev/null 2>&1 || true
+  cat "$work/image.tar"
+}
+
 case ${1:-} in
   pause)
     tag=${2:?tag}
@@ -79,13 +95,26 @@ case ${1:-} in
     tag=${2:?tag} bin=${3:?binary}
     scratch_image "$tag" "$bin" /app "${4:-}"
     ;;
+  demo-app)
+    tag=${2:?tag}
+    cache=/var/lib/tracecam-cluster/demo-rootfs.tar
+    if [[ ! -s $cache ]]; then
+      command -v mmdebstrap >/dev/null || { echo "images: mmdebstrap missing (Debian package mmdebstrap; make deps)" >&2; exit 1; }
+      mkdir -p "$(dirname "$cache")"
+      mmdebstrap --quiet --variant=apt --include=python3 \
+        --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*' \
+        --dpkgopt='path-exclude=/usr/share/locale/*' bookworm "$cache.tmp" >&2
+      mv "$cache.tmp" "$cache"
+    fi
+    rootfs_image "$tag" "$cache"
+    ;;
   debian)
     tag=${2:?tag}
     shift 2
     debian_image "$tag" "$@"
     ;;
   *)
-    echo "usage: $0 pause TAG | static TAG BINARY [PORT] | debian TAG BINARY..." >&2
+    echo "usage: $0 pause TAG | static TAG BINARY [PORT] | demo-app TAG | debian TAG BINARY..." >&2
     exit 2
     ;;
 esac
