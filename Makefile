@@ -103,8 +103,13 @@ bench: deps
 ## images: the container images ghcr.io/tracecam/tracecam-{sidecar,webhook}:$(VERSION)
 ## (images/*.Dockerfile), with docker, podman or buildah, whichever works;
 ## without any, says so and succeeds (nothing else needs the images).
+## IMAGES_FROM=local: from static binaries built here into bin/static, on
+## scratch, for a machine that cannot pull the Dockerfiles' bases.
 IMAGE_REPO ?= ghcr.io/tracecam
+IMAGES_FROM ?= source
 images:
+	@if [ "$(IMAGES_FROM)" = local ]; then \
+	  CGO_ENABLED=0 $(GO) build -ldflags "-s -w $(LDFLAGS)" -o bin/static/ ./cmd/tracecam-sidecar ./cmd/tracecam-webhook || exit 1; fi
 	@engine=""; \
 	if command -v docker >/dev/null 2>&1 && timeout 20 docker info >/dev/null 2>&1; then engine="docker build"; \
 	elif command -v podman >/dev/null 2>&1 && timeout 20 podman info >/dev/null 2>&1; then engine="podman build"; \
@@ -113,7 +118,8 @@ images:
 	  echo "images: no working container engine (a docker daemon, podman or buildah); not building the images"; exit 0; fi; \
 	for img in sidecar webhook; do \
 	  tag="$(IMAGE_REPO)/tracecam-$$img:$(VERSION)"; echo "images: $$engine $$tag"; \
-	  $$engine --build-arg VERSION="$(VERSION)" -f images/$$img.Dockerfile -t "$$tag" . || exit 1; \
+	  args=""; [ "$(IMAGES_FROM)" = local ] && args="--build-arg BUILD_FROM=local --build-arg BASE=scratch"; \
+	  $$engine --build-arg VERSION="$(VERSION)" $$args -f images/$$img.Dockerfile -t "$$tag" . || exit 1; \
 	done
 
 clean:

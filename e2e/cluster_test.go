@@ -342,8 +342,22 @@ func (c *kubeCluster) freshNamespace(t *testing.T, ns string) {
 // a traced request to the pod IP is profiled, and the sidecar answers for
 // it at <pod IP>:7071 with the pod, namespace and container filled in.
 func clusterTracecam(t *testing.T, c *kubeCluster) {
-	c.importStatic(t, "ghcr.io/tracecam/tracecam-webhook:latest", c.staticBuild(t, ".", "./cmd/tracecam-webhook", "tracecam-webhook"))
-	c.importStatic(t, "ghcr.io/tracecam/tracecam-sidecar:latest", c.staticBuild(t, ".", "./cmd/tracecam-sidecar", "tracecam-sidecar"))
+	// The images a user would push, from the same Dockerfiles: their
+	// bases cannot be pulled here, so the static binaries come from
+	// bin/static and the base is scratch (make images IMAGES_FROM=local).
+	for _, img := range []string{"webhook", "sidecar"} {
+		build := exec.Command("go", "build", "-o", filepath.Join(c.root, "bin", "static", "tracecam-"+img), "./cmd/tracecam-"+img)
+		build.Dir = c.root
+		build.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := build.CombinedOutput(); err != nil {
+			t.Fatalf("building tracecam-%s: %v\n%s", img, err, out)
+		}
+		sh := fmt.Sprintf("%q dockerfile %q %q | ctr --address /run/tracecam-cluster/containerd.sock -n k8s.io images import -",
+			filepath.Join(c.root, "e2e", "cluster", "images.sh"), "ghcr.io/tracecam/tracecam-"+img+":latest", img)
+		if out, err := exec.Command("bash", "-o", "pipefail", "-c", sh).CombinedOutput(); err != nil {
+			t.Fatalf("building images/%s.Dockerfile and importing it: %v\n%s", img, err, out)
+		}
+	}
 	c.importDebian(t, "localhost/tracecam-redis:7.0-debian", "redis-server", "redis-cli")
 
 	// kustomize takes only relative paths: the overlay sits in the

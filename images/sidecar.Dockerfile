@@ -8,8 +8,14 @@
 # binary.
 
 ARG GO_VERSION=1.26
+# BUILD_FROM=local takes the static binary from bin/static/ (make images
+# IMAGES_FROM=local builds it there) instead of compiling in a golang image,
+# and BASE=scratch replaces distroless: what a machine that cannot pull
+# builds with (the test cluster's images come from here that way).
+ARG BUILD_FROM=source
+ARG BASE=gcr.io/distroless/static-debian12
 
-FROM golang:${GO_VERSION} AS build
+FROM golang:${GO_VERSION} AS build-source
 ARG VERSION=dev
 WORKDIR /src
 # Modules first, so that a source change does not download them again.
@@ -27,7 +33,12 @@ RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache
       -ldflags "-s -w -X github.com/tracecam/tracecam/sidecar/agent.Version=${VERSION}" \
       -o /out/tracecam-sidecar ./cmd/tracecam-sidecar
 
-FROM gcr.io/distroless/static-debian12
+FROM scratch AS build-local
+COPY bin/static/tracecam-sidecar /out/tracecam-sidecar
+
+FROM build-${BUILD_FROM} AS build
+
+FROM ${BASE}
 ARG VERSION=dev
 LABEL org.opencontainers.image.title="tracecam-sidecar" \
       org.opencontainers.image.description="tracecam: a program camera for Kubernetes pods (eBPF sidecar)" \

@@ -6,8 +6,14 @@
 # (make images does this for docker, podman or buildah.)
 
 ARG GO_VERSION=1.26
+# BUILD_FROM=local takes the static binary from bin/static/ (make images
+# IMAGES_FROM=local builds it there) instead of compiling in a golang image,
+# and BASE=scratch replaces distroless: what a machine that cannot pull
+# builds with (the test cluster's images come from here that way).
+ARG BUILD_FROM=source
+ARG BASE=gcr.io/distroless/static-debian12:nonroot
 
-FROM golang:${GO_VERSION} AS build
+FROM golang:${GO_VERSION} AS build-source
 ARG VERSION=dev
 WORKDIR /src
 # Modules first, so that a source change does not download them again.
@@ -24,7 +30,12 @@ RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache
       -o /out/tracecam-webhook ./cmd/tracecam-webhook
 
 # :nonroot runs as uid/gid 65532, the user manifests/deployment.yaml sets.
-FROM gcr.io/distroless/static-debian12:nonroot
+FROM scratch AS build-local
+COPY bin/static/tracecam-webhook /out/tracecam-webhook
+
+FROM build-${BUILD_FROM} AS build
+
+FROM ${BASE}
 ARG VERSION=dev
 LABEL org.opencontainers.image.title="tracecam-webhook" \
       org.opencontainers.image.description="tracecam: a program camera for Kubernetes pods (sidecar injector)" \

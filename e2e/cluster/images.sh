@@ -6,6 +6,9 @@
 #
 #   images.sh pause TAG                  Kubernetes' pause (its pause.c, static)
 #   images.sh static TAG BINARY [PORT]   FROM scratch + one static binary as /app
+#   images.sh dockerfile TAG NAME        images/NAME.Dockerfile with BUILD_FROM=local
+#                                        and BASE=scratch: the static binary in
+#                                        bin/static/ (make images IMAGES_FROM=local)
 #   images.sh demo-app TAG               a Debian bookworm rootfs with python3
 #                                        (mmdebstrap, from Debian's mirror; cached
 #                                        as /var/lib/tracecam-cluster/demo-rootfs.tar)
@@ -95,6 +98,16 @@ case ${1:-} in
     tag=${2:?tag} bin=${3:?binary}
     scratch_image "$tag" "$bin" /app "${4:-}"
     ;;
+  dockerfile)
+    tag=${2:?tag} name=${3:?name}
+    root=$(cd "$(dirname "$0")/../.." && pwd)
+    [[ -x $root/bin/static/tracecam-$name ]] || { echo "images: $root/bin/static/tracecam-$name missing (make images IMAGES_FROM=local builds it)" >&2; exit 1; }
+    b bud --quiet --build-arg BUILD_FROM=local --build-arg BASE=scratch --build-arg VERSION=dev \
+      -f "$root/images/$name.Dockerfile" -t "$tag" "$root" >/dev/null
+    b push --quiet "$tag" "docker-archive:$work/image.tar:$tag" >&2
+    b rmi "$tag" >/dev/null 2>&1 || true
+    cat "$work/image.tar"
+    ;;
   demo-app)
     tag=${2:?tag}
     cache=/var/lib/tracecam-cluster/demo-rootfs.tar
@@ -114,7 +127,7 @@ case ${1:-} in
     debian_image "$tag" "$@"
     ;;
   *)
-    echo "usage: $0 pause TAG | static TAG BINARY [PORT] | demo-app TAG | debian TAG BINARY..." >&2
+    echo "usage: $0 pause TAG | static TAG BINARY [PORT] | dockerfile TAG NAME | demo-app TAG | debian TAG BINARY..." >&2
     exit 2
     ;;
 esac
