@@ -73,6 +73,7 @@ kube-binaries:
 ## cluster-down stops it. See docs/kubernetes.md.
 cluster: deps kube-binaries
 	e2e/cluster/cluster.sh up
+	e2e/cluster/cluster.sh images
 
 cluster-down:
 	e2e/cluster/cluster.sh down

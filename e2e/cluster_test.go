@@ -175,30 +175,7 @@ func TestKubernetesCluster(t *testing.T) {
 // sleep, at least the 150 ms the handler sleeps (time.sleep's floor) and
 // no more than the client waited.
 func clusterExampleApp(t *testing.T, c *kubeCluster) {
-	sh := fmt.Sprintf("%q demo-app localhost/tracecam-demo-app:dev | ctr --address /run/tracecam-cluster/containerd.sock -n k8s.io images import -",
-		filepath.Join(c.root, "e2e", "cluster", "images.sh"))
-	if out, err := exec.Command("bash", "-o", "pipefail", "-c", sh).CombinedOutput(); err != nil {
-		t.Fatalf("building and importing the demo app image: %v\n%s", err, out)
-	}
-	overlay := filepath.Join(c.dir, "overlay-example")
-	rel, err := filepath.Rel(overlay, filepath.Join(c.root, "manifests", "example"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll(overlay, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(overlay, "kustomization.yaml"), []byte(fmt.Sprintf(`apiVersion: kustomize.config.k8s.io/v1beta1
-kind: Kustomization
-resources:
-  - %s
-images:
-  - name: docker.io/library/python
-    newName: localhost/tracecam-demo-app
-    newTag: dev
-`, rel)), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	overlay := filepath.Join(c.dir, "overlay-example") // written by cluster.sh images
 	const ns = "tracecam-demo"
 	c.freshNamespace(t, ns)
 	c.mustKubectl(t, "", "apply", "-k", overlay)
@@ -342,45 +319,14 @@ func (c *kubeCluster) freshNamespace(t *testing.T, ns string) {
 // a traced request to the pod IP is profiled, and the sidecar answers for
 // it at <pod IP>:7071 with the pod, namespace and container filled in.
 func clusterTracecam(t *testing.T, c *kubeCluster) {
-	// The images a user would push, from the same Dockerfiles: their
-	// bases cannot be pulled here, so the static binaries come from
-	// bin/static and the base is scratch (make images IMAGES_FROM=local).
-	for _, img := range []string{"webhook", "sidecar"} {
-		build := exec.Command("go", "build", "-o", filepath.Join(c.root, "bin", "static", "tracecam-"+img), "./cmd/tracecam-"+img)
-		build.Dir = c.root
-		build.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := build.CombinedOutput(); err != nil {
-			t.Fatalf("building tracecam-%s: %v\n%s", img, err, out)
-		}
-		sh := fmt.Sprintf("%q dockerfile %q %q | ctr --address /run/tracecam-cluster/containerd.sock -n k8s.io images import -",
-			filepath.Join(c.root, "e2e", "cluster", "images.sh"), "ghcr.io/tracecam/tracecam-"+img+":latest", img)
-		if out, err := exec.Command("bash", "-o", "pipefail", "-c", sh).CombinedOutput(); err != nil {
-			t.Fatalf("building images/%s.Dockerfile and importing it: %v\n%s", img, err, out)
-		}
+	// The images a user would push, from the same Dockerfiles (their
+	// bases cannot be pulled here: this tree's static binaries on
+	// scratch), Redis and the demo app from Debian, and the overlays that
+	// name the last two: what make cluster gives a user.
+	if out, err := c.script(t, 10*time.Minute, "images"); err != nil {
+		t.Fatalf("cluster.sh images: %v\n%s", err, out)
 	}
-	c.importDebian(t, "localhost/tracecam-redis:7.0-debian", "redis-server", "redis-cli")
-
-	// kustomize takes only relative paths: the overlay sits in the
-	// cluster's directory, inside the repository.
 	overlay := filepath.Join(c.dir, "overlay")
-	rel, err := filepath.Rel(overlay, filepath.Join(c.root, "manifests"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll(overlay, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(overlay, "kustomization.yaml"), []byte(fmt.Sprintf(`apiVersion: kustomize.config.k8s.io/v1beta1
-kind: Kustomization
-resources:
-  - %s
-images:
-  - name: docker.io/library/redis
-    newName: localhost/tracecam-redis
-    newTag: 7.0-debian
-`, rel)), 0o644); err != nil {
-		t.Fatal(err)
-	}
 	t.Cleanup(func() {
 		if t.Failed() {
 			out, _ := c.kubectl(t, "", "-n", "tracecam-system", "get", "pods", "-o", "wide")
@@ -691,17 +637,6 @@ func waitRemoteProfile(t *testing.T, hc *http.Client, base, traceID string, n in
 			t.Fatalf("%s has no %d profiles of trace %s: %s", base, n, traceID, last)
 		}
 		time.Sleep(300 * time.Millisecond)
-	}
-}
-
-// importDebian builds an image of Debian binaries with their libraries
-// (e2e/cluster/images.sh debian) and imports it.
-func (c *kubeCluster) importDebian(t *testing.T, tag string, bins ...string) {
-	t.Helper()
-	sh := fmt.Sprintf("%q debian %q %s | ctr --address /run/tracecam-cluster/containerd.sock -n k8s.io images import -",
-		filepath.Join(c.root, "e2e", "cluster", "images.sh"), tag, strings.Join(bins, " "))
-	if out, err := exec.Command("bash", "-o", "pipefail", "-c", sh).CombinedOutput(); err != nil {
-		t.Fatalf("building and importing %s: %v\n%s", tag, err, out)
 	}
 }
 

@@ -3,6 +3,7 @@
 # for trying tracecam by hand:
 #
 #   e2e/cluster/cluster.sh up      # build what is missing, start, wait Ready
+#   e2e/cluster/cluster.sh images  # tracecam's images and the demo app's, imported
 #   e2e/cluster/cluster.sh down    # stop everything, remove pods and the bridge
 #   e2e/cluster/cluster.sh status  # which daemons run
 #
@@ -326,6 +327,51 @@ images_pause() {
   "$root/e2e/cluster/images.sh" pause "$pause_image" | ctr_ images import --all-platforms - >/dev/null
 }
 
+# The images tracecam's manifests and its example name, built here and
+# imported (nothing can be pulled): the webhook and the sidecar from their
+# Dockerfiles (BUILD_FROM=local: this tree's static binaries on scratch) as
+# :latest, which the manifests pin; Redis from Debian's redis-server; the
+# demo app from a Debian rootfs with python3. Then two overlays that point
+# the manifests at the last two:
+#   kubectl apply -k .cache/cluster/overlay           (manifests/)
+#   kubectl apply -k .cache/cluster/overlay-example   (manifests/example/)
+images() {
+  running containerd || die "the cluster is not up (e2e/cluster/cluster.sh up)"
+  log "images: static binaries"
+  (cd "$root" && CGO_ENABLED=0 go build -o bin/static/ ./cmd/tracecam-sidecar ./cmd/tracecam-webhook) ||
+    die "building the static binaries"
+  local img
+  for img in webhook sidecar; do
+    log "images: ghcr.io/tracecam/tracecam-$img:latest (images/$img.Dockerfile)"
+    import_image dockerfile "ghcr.io/tracecam/tracecam-$img:latest" "$img"
+  done
+  log "images: localhost/tracecam-redis:7.0-debian, localhost/tracecam-demo-app:dev"
+  import_image debian localhost/tracecam-redis:7.0-debian redis-server redis-cli
+  import_image demo-app localhost/tracecam-demo-app:dev
+  overlay overlay ../../../manifests "docker.io/library/redis" localhost/tracecam-redis 7.0-debian
+  overlay overlay-example ../../../manifests/example "docker.io/library/python" localhost/tracecam-demo-app dev
+  log "images ready: KUBECONFIG=$dir/kubeconfig $root/bin/kubectl apply -k $dir/overlay"
+}
+
+import_image() {
+  "$root/e2e/cluster/images.sh" "$@" | ctr_ images import - >/dev/null || die "image $2"
+}
+
+# overlay NAME BASE IMAGE NEW-NAME NEW-TAG (kustomize wants relative paths)
+overlay() {
+  mkdir -p "$dir/$1"
+  cat >"$dir/$1/kustomization.yaml" <<EOF
+apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+resources:
+  - $2
+images:
+  - name: $3
+    newName: $4
+    newTag: $5
+EOF
+}
+
 down() {
   # Pods first (their containers' shims and mounts), then the daemons.
   if running kubelet && running kube-apiserver; then
@@ -374,8 +420,9 @@ status() {
 
 case ${1:-} in
   up) up ;;
+  images) images ;;
   down) down ;;
   purge) purge ;;
   status) status ;;
-  *) echo "usage: $0 up|down|purge|status" >&2; exit 2 ;;
+  *) echo "usage: $0 up|images|down|purge|status" >&2; exit 2 ;;
 esac
