@@ -427,6 +427,20 @@ spec:
 		t.Errorf("sleep %.1f ms (cause %s), the handler's clock says %.1f ms:\n%s", ms(p.Breakdown[profile.Sleep]), p.Diagnosis.Cause, ms(main), dump(p))
 	}
 
+	// What the sidecar watches: the pod's cgroup (the app's, pause's and
+	// its own containers below it; the programs leave out its own).
+	var st struct{ Cgroup string }
+	if resp, err := hc.Get("http://" + catalog.Status.PodIP + ":7071/v1/status"); err != nil {
+		t.Errorf("sidecar status: %v", err)
+	} else {
+		json.NewDecoder(resp.Body).Decode(&st)
+		resp.Body.Close()
+		want := filepath.Join("kubepods", strings.ToLower(catalog.Status.QOSClass), "pod"+catalog.Metadata.UID)
+		if !strings.HasSuffix(st.Cgroup, want) {
+			t.Errorf("the sidecar watches %q, want the pod's cgroup …/%s", st.Cgroup, want)
+		}
+	}
+
 	// The whole trace across the two pods, from either sidecar, through
 	// the in-cluster Redis: frontend's request and the catalog request it
 	// made.
@@ -555,7 +569,8 @@ type kubePod struct {
 		Containers     []struct{ Name string }
 	}
 	Status struct {
-		PodIP string `json:"podIP"`
+		PodIP    string `json:"podIP"`
+		QOSClass string `json:"qosClass"`
 	}
 }
 
