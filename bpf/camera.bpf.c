@@ -1190,9 +1190,10 @@ int BPF_PROG(on_waking, struct task_struct *p)
 	st->wake_ts = bpf_ktime_get_ns();
 	/* In sched_waking current is the waker (unlike sched_wakeup). */
 	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+	u64 waker = current_pid_tgid();
 	st->waker_futex = (s32)regs->orig_ax == NR_futex;
-	st->waker_tid = (u32)current_pid_tgid();
-	st->waker_tgid = current_pid_tgid() >> 32;
+	st->waker_tid = (u32)waker;
+	st->waker_tgid = waker >> 32;
 	bpf_get_current_comm(st->waker_comm, sizeof(st->waker_comm));
 	return 0;
 }

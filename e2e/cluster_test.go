@@ -203,50 +203,12 @@ func clusterPlainDeployment(t *testing.T, c *kubeCluster) {
 
 	const ns = "tracecam-e2e"
 	c.freshNamespace(t, ns)
-	c.mustKubectl(t, fmt.Sprintf(`apiVersion: v1
-kind: Namespace
-metadata: {name: %[1]s}
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: goserver, namespace: %[1]s}
-spec:
-  replicas: 1
-  selector: {matchLabels: {app: goserver}}
-  template:
-    metadata: {labels: {app: goserver}}
-    spec:
-      containers:
-      - name: app
-        image: localhost/tracecam-e2e-goserver:dev
-        imagePullPolicy: Never
-        args: ["--port", "8080", "--bind", "0.0.0.0"]
-        readinessProbe:
-          httpGet: {path: /fast, port: 8080}
-          periodSeconds: 1
-`, ns), "apply", "-f", "-")
-	c.mustKubectl(t, "", "-n", ns, "rollout", "status", "deployment/goserver", "--timeout=120s")
-
-	var pods struct {
-		Items []struct {
-			Metadata struct{ UID string }
-			Status   struct {
-				PodIP             string `json:"podIP"`
-				QOSClass          string `json:"qosClass"`
-				ContainerStatuses []struct {
-					Name        string
-					ContainerID string `json:"containerID"`
-				} `json:"containerStatuses"`
-			}
-		}
+	c.mustKubectl(t, namespaceYAML(ns, false), "apply", "-f", "-")
+	c.deploy(t, ns, "goserver", goServerDeployment(ns, "goserver", false, ""))
+	pod := c.podOf(t, ns, "app=goserver")
+	if len(pod.Status.ContainerStatuses) != 1 {
+		t.Fatalf("want one pod with one container, got %+v", pod)
 	}
-	if err := json.Unmarshal([]byte(c.mustKubectl(t, "", "-n", ns, "get", "pods", "-l", "app=goserver", "-o", "json")), &pods); err != nil {
-		t.Fatal(err)
-	}
-	if len(pods.Items) != 1 || len(pods.Items[0].Status.ContainerStatuses) != 1 {
-		t.Fatalf("want one pod with one container, got %+v", pods)
-	}
-	pod := pods.Items[0]
 
 	// At its pod IP, as a user would curl it.
 	resp, err := (&http.Client{Timeout: 5 * time.Second}).Get("http://" + pod.Status.PodIP + ":8080/fast")
@@ -346,12 +308,7 @@ func clusterTracecam(t *testing.T, c *kubeCluster) {
 	// pod beside them stays as it is.
 	const ns = "tracecam-e2e-shop"
 	c.freshNamespace(t, ns)
-	c.mustKubectl(t, fmt.Sprintf(`apiVersion: v1
-kind: Namespace
-metadata:
-  name: %[1]s
-  labels: {pod-security.kubernetes.io/enforce: privileged}
----
+	c.mustKubectl(t, namespaceYAML(ns, true)+fmt.Sprintf(`---
 apiVersion: v1
 kind: Service
 metadata: {name: catalog, namespace: %[1]s}
@@ -366,34 +323,8 @@ spec:
   containers:
   - {name: app, image: localhost/tracecam-e2e-goserver:dev, imagePullPolicy: Never, args: ["--port", "8080"]}
 `, ns), "apply", "-f", "-")
-	for _, d := range []struct{ name, args string }{
-		{"catalog", `["--port", "8080", "--bind", "0.0.0.0"]`},
-		{"frontend", `["--port", "8080", "--bind", "0.0.0.0", "--http-downstream", "catalog.` + ns + `.svc.cluster.local:8080"]`},
-	} {
-		c.mustKubectl(t, fmt.Sprintf(`apiVersion: apps/v1
-kind: Deployment
-metadata: {name: %[2]s, namespace: %[1]s}
-spec:
-  replicas: 1
-  selector: {matchLabels: {app: %[2]s}}
-  template:
-    metadata:
-      labels: {app: %[2]s}
-      annotations: {tracecam.io/inject: "true"}
-    spec:
-      containers:
-      - name: app
-        image: localhost/tracecam-e2e-goserver:dev
-        imagePullPolicy: Never
-        args: %[3]s
-        readinessProbe:
-          httpGet: {path: /fast, port: 8080}
-          periodSeconds: 1
-`, ns, d.name, d.args), "apply", "-f", "-")
-	}
-	for _, d := range []string{"catalog", "frontend"} {
-		c.mustKubectl(t, "", "-n", ns, "rollout", "status", "deployment/"+d, "--timeout=180s")
-	}
+	c.deploy(t, ns, "catalog", goServerDeployment(ns, "catalog", true, ""))
+	c.deploy(t, ns, "frontend", goServerDeployment(ns, "frontend", true, "", "--http-downstream", "catalog."+ns+".svc.cluster.local:8080"))
 	plain := c.pod(t, ns, "plain")
 	if len(plain.Spec.InitContainers)+len(plain.Spec.Containers) != 1 {
 		t.Errorf("the plain pod was changed: %d init containers, %d containers", len(plain.Spec.InitContainers), len(plain.Spec.Containers))
@@ -501,36 +432,11 @@ spec:
 func clusterSidecarCannotWatch(t *testing.T, c *kubeCluster) {
 	const ns = "tracecam-e2e-nobtf"
 	c.freshNamespace(t, ns)
-	c.mustKubectl(t, fmt.Sprintf(`apiVersion: v1
-kind: Namespace
-metadata:
-  name: %[1]s
-  labels: {pod-security.kubernetes.io/enforce: privileged}
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: nobtf, namespace: %[1]s}
-spec:
-  replicas: 1
-  selector: {matchLabels: {app: nobtf}}
-  template:
-    metadata:
-      labels: {app: nobtf}
-      annotations: {tracecam.io/inject: "true"}
-    spec:
+	c.mustKubectl(t, namespaceYAML(ns, true), "apply", "-f", "-")
+	c.deploy(t, ns, "nobtf", goServerDeployment(ns, "nobtf", true, `
       volumes:
       - name: tracecam-btf
-        emptyDir: {}
-      containers:
-      - name: app
-        image: localhost/tracecam-e2e-goserver:dev
-        imagePullPolicy: Never
-        args: ["--port", "8080", "--bind", "0.0.0.0"]
-        readinessProbe:
-          httpGet: {path: /fast, port: 8080}
-          periodSeconds: 1
-`, ns), "apply", "-f", "-")
-	c.mustKubectl(t, "", "-n", ns, "rollout", "status", "deployment/nobtf", "--timeout=180s")
+        emptyDir: {}`))
 	pod := c.podOf(t, ns, "app=nobtf")
 	if len(pod.Spec.InitContainers) != 1 {
 		out, _ := c.kubectl(t, "", "-n", ns, "get", "pod", pod.Metadata.Name, "-o", "yaml")
@@ -569,9 +475,61 @@ type kubePod struct {
 		Containers     []struct{ Name string }
 	}
 	Status struct {
-		PodIP    string `json:"podIP"`
-		QOSClass string `json:"qosClass"`
+		PodIP             string `json:"podIP"`
+		QOSClass          string `json:"qosClass"`
+		ContainerStatuses []struct {
+			Name        string
+			ContainerID string `json:"containerID"`
+		} `json:"containerStatuses"`
 	}
+}
+
+// namespaceYAML is a namespace, allowing the privileged Pod Security level
+// where its pods get the sidecar.
+func namespaceYAML(ns string, privileged bool) string {
+	labels := ""
+	if privileged {
+		labels = "\n  labels: {pod-security.kubernetes.io/enforce: privileged}"
+	}
+	return fmt.Sprintf("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: %s%s\n", ns, labels)
+}
+
+// goServerDeployment is a Deployment of one e2e Go server (the image the
+// first subtest imports) listening on 8080 on the pod IP, ready once /fast
+// answers; inject opts it in, podSpec adds to its pod spec (indented as a
+// field of it), args go after its listening flags.
+func goServerDeployment(ns, name string, inject bool, podSpec string, args ...string) string {
+	annotations := ""
+	if inject {
+		annotations = "\n      annotations: {tracecam.io/inject: \"true\"}"
+	}
+	argv, _ := json.Marshal(append([]string{"--port", "8080", "--bind", "0.0.0.0"}, args...))
+	return fmt.Sprintf(`apiVersion: apps/v1
+kind: Deployment
+metadata: {name: %[2]s, namespace: %[1]s}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: %[2]s}}
+  template:
+    metadata:
+      labels: {app: %[2]s}%[3]s
+    spec:%[4]s
+      containers:
+      - name: app
+        image: localhost/tracecam-e2e-goserver:dev
+        imagePullPolicy: Never
+        args: %[5]s
+        readinessProbe:
+          httpGet: {path: /fast, port: 8080}
+          periodSeconds: 1
+`, ns, name, annotations, podSpec, argv)
+}
+
+// deploy applies a Deployment and waits for its rollout.
+func (c *kubeCluster) deploy(t *testing.T, ns, name, yaml string) {
+	t.Helper()
+	c.mustKubectl(t, yaml, "apply", "-f", "-")
+	c.mustKubectl(t, "", "-n", ns, "rollout", "status", "deployment/"+name, "--timeout=180s")
 }
 
 func (c *kubeCluster) pod(t *testing.T, ns, name string) kubePod {

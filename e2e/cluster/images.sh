@@ -28,6 +28,21 @@ command -v buildah >/dev/null || { echo "images: buildah missing (Debian package
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
+# commit CONTAINER TAG: the working container as image TAG, written out.
+commit() {
+  b commit --quiet --format docker "$1" "$2" >/dev/null
+  b rm "$1" >/dev/null
+  emit "$2"
+}
+
+# emit TAG: image TAG as a docker-archive on stdout, then out of buildah's
+# storage (containerd keeps the imported copy).
+emit() {
+  b push --quiet "$1" "docker-archive:$work/image.tar:$1" >&2
+  b rmi "$1" >/dev/null 2>&1 || true
+  cat "$work/image.tar"
+}
+
 # scratch_image TAG FILE ENTRYPOINT-JSON [PORT]: FILE as /app or /pause.
 scratch_image() {
   local tag=$1 file=$2 dest=$3 port=${4:-}
@@ -36,11 +51,7 @@ scratch_image() {
   b copy --quiet --chmod 0755 "$c" "$file" "$dest" >/dev/null
   b config --entrypoint "[\"$dest\"]" --user 65534:65534 "$c"
   [[ -n $port ]] && b config --port "$port" "$c"
-  b commit --quiet --format docker "$c" "$tag" >/dev/null
-  b rm "$c" >/dev/null
-  b push --quiet "$tag" "docker-archive:$work/image.tar:$tag" >&2
-  b rmi "$tag" >/dev/null 2>&1 || true
-  cat "$work/image.tar"
+  commit "$c" "$tag"
 }
 
 # debian_image TAG BINARY...: each binary (symlinks followed, kept under
@@ -63,11 +74,7 @@ debian_image() {
   c=$(b from --quiet scratch)
   b copy --quiet "$c" "$rootfs/." / >/dev/null
   b config --env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin --workingdir /data "$c"
-  b commit --quiet --format docker "$c" "$tag" >/dev/null
-  b rm "$c" >/dev/null
-  b push --quiet "$tag" "docker-archive:$work/image.tar:$tag" >&2
-  b rmi "$tag" >/dev/null 2>&1 || true
-  cat "$work/image.tar"
+  commit "$c" "$tag"
 }
 
 # rootfs_image TAG TARBALL: a whole root filesystem.
@@ -76,11 +83,7 @@ rootfs_image() {
   c=$(b from --quiet scratch)
   b add --quiet "$c" "$tarball" / >/dev/null
   b config --env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "$c"
-  b commit --quiet --format docker "$c" "$tag" >/dev/null
-  b rm "$c" >/dev/null
-  b push --quiet "$tag" "docker-archive:$work/image.tar:$tag" >&2
-  b rmi "$tag" >/dev/null 2>&1 || true
-  cat "$work/image.tar"
+  commit "$c" "$tag"
 }
 
 case ${1:-} in
@@ -104,9 +107,7 @@ case ${1:-} in
     [[ -x $root/bin/static/tracecam-$name ]] || { echo "images: $root/bin/static/tracecam-$name missing (make images IMAGES_FROM=local builds it)" >&2; exit 1; }
     b bud --quiet --build-arg BUILD_FROM=local --build-arg BASE=scratch --build-arg VERSION=dev \
       -f "$root/images/$name.Dockerfile" -t "$tag" "$root" >/dev/null
-    b push --quiet "$tag" "docker-archive:$work/image.tar:$tag" >&2
-    b rmi "$tag" >/dev/null 2>&1 || true
-    cat "$work/image.tar"
+    emit "$tag"
     ;;
   demo-app)
     tag=${2:?tag}

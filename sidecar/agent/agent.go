@@ -246,9 +246,12 @@ func resolveTarget(path, podUID string) (t cgroup.Target, selfCg uint64, selfPID
 		return t, 0, 0, nil // outside the target: the cgroup filter excludes us
 	}
 	if self.ID != t.ID {
-		selfCg = self.ID
+		// Our own cgroup below the target (a pod's sidecar container):
+		// excluding it excludes us, without a pid check on every event
+		// (in a pod that check is a pid-namespace helper call).
+		return t, self.ID, 0, nil
 	}
-	return t, selfCg, os.Getpid(), nil
+	return t, 0, os.Getpid(), nil
 }
 
 // wallClock maps CLOCK_MONOTONIC (bpf_ktime_get_ns) to wall time.
