@@ -71,6 +71,7 @@ func run() error {
 	redisMaster := fs.String("redis-master-name", envDefault("redis-master-name", ""), "Sentinel master name (with --redis-addr listing the sentinels)")
 	clusterName := fs.String("cluster-name", envDefault("cluster-name", "default"), "names this Kubernetes cluster in Redis keys, so one Redis can serve several")
 	pprofOn := fs.Bool("pprof", envDefault("pprof", "") == "true", "serve Go profiling at /debug/pprof/ on the HTTP port")
+	bpfStats := fs.Bool("bpf-stats", envDefault("bpf-stats", "") == "true", "count each BPF program's runs and kernel time (tracecam_bpf_program_* in /metrics); costs every BPF program on the node two clock reads per run")
 	podUID := fs.String("pod-uid", envDefault("pod-uid", os.Getenv("POD_UID")), "pod UID: finds the pod's cgroup when a private cgroup namespace hides it")
 	goProbes := fs.Bool("go-probes", envDefault("go-probes", "true") == "true", "follow the pod's Go programs goroutine by goroutine (uprobes on runtime.execute and runtime.ready, ~1 µs per goroutine switch); false: their profiles are estimated and say so")
 	logLevel := fs.String("log-level", envDefault("log-level", "info"), "debug, info, warn or error")
@@ -142,7 +143,7 @@ func run() error {
 
 	a, err := agent.Start(agent.Config{
 		Cgroup: *cg, Output: *output, HTTPAddr: *httpAddr, GRPCAddr: *grpcAddr, SegmentThreshold: thr,
-		StoreSize: size, Pod: *pod, Namespace: *ns, PodUID: *podUID, Pprof: *pprofOn, Container: *container,
+		StoreSize: size, Pod: *pod, Namespace: *ns, PodUID: *podUID, Pprof: *pprofOn, BPFStats: *bpfStats, Container: *container,
 		RingBufferSize: uint32(ring), NoGoProbes: !*goProbes, Redis: redisCfg, MaxRoutes: maxRoutes, BaselineWindow: *baselineWindow,
 	})
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)

@@ -60,8 +60,12 @@ type Config struct {
 	NoGoProbes bool
 	// Redis, when set, is the shared cache every profile is written to and
 	// GetTrace also reads from.
-	Redis          *rediscache.Config
-	Pprof          bool // serve /debug/pprof/ on the HTTP port
+	Redis *rediscache.Config
+	Pprof bool // serve /debug/pprof/ on the HTTP port
+	// BPFStats turns on the kernel's per-program run-time statistics
+	// while the sidecar runs (tracecam_bpf_program_* in /metrics); they
+	// cost every BPF program on the host two clock reads per run.
+	BPFStats       bool
 	Pod, Namespace string
 	// PodUID finds the pod's cgroup when a private cgroup namespace hides
 	// our own (as in a Kubernetes sidecar on cgroup v2).
@@ -101,6 +105,7 @@ type Agent struct {
 	cache          *rediscache.Cache
 	cacheCancel    context.CancelFunc
 	cacheDone      chan struct{}
+	bpfStats       io.Closer // non-nil while BPF run-time statistics are on
 }
 
 var typeNames = [...]string{"", "data", "segment", "exit", "acked"}
@@ -154,6 +159,12 @@ func Start(cfg Config) (*Agent, error) {
 		WallClock: wallClock(), FileName: procFileName, SegmentThreshold: cfg.SegmentThreshold,
 		Runtime: a.gof.runtime, GoWaitReason: a.gof.waitReason, GoUnfollowed: a.gof.unfollowed,
 	}, a.onProfile)
+	if cfg.BPFStats {
+		if a.bpfStats, err = capture.EnableStats(); err != nil {
+			cam.Close()
+			return nil, err
+		}
+	}
 	go a.gof.scan(target.Path)
 	if err := a.serve(); err != nil {
 		a.closeServers()
@@ -383,6 +394,9 @@ func (a *Agent) Run(ctx context.Context) error {
 // bound.
 func (a *Agent) shutdown() {
 	a.ready.Store(false)
+	if a.bpfStats != nil {
+		a.bpfStats.Close()
+	}
 	a.refreshStatus()
 	a.closeServers()
 	if a.cache != nil {
@@ -499,7 +513,7 @@ func (a *Agent) handler(srv *api.Server) (http.Handler, error) {
 			io.WriteString(w, "ready\n")
 		}),
 		"/metrics": metricsHandler(newRegistry(&health{
-			status: a.Status, ring: a.cam.RingUsage, watchDropped: a.hub.Dropped,
+			status: a.Status, ring: a.cam.RingUsage, watchDropped: a.hub.Dropped, programs: a.cam.ProgramStats,
 		}, a.rec)),
 	}
 	if a.cfg.Pprof {

@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	tracecamv1 "github.com/tracecam/tracecam/proto/tracecam/v1"
+	"github.com/tracecam/tracecam/sidecar/capture"
 	"github.com/tracecam/tracecam/sidecar/metrics"
 )
 
@@ -20,6 +21,9 @@ type health struct {
 	ring func() (used, size int, ok bool)
 	// watchDropped counts profiles slow WatchProfiles clients missed.
 	watchDropped func() uint64
+	// programs reads the kernel's per-program run counts and times
+	// (non-zero only with --bpf-stats).
+	programs func() ([]capture.ProgramStat, error)
 }
 
 func desc(name, help string, labels ...string) *prometheus.Desc {
@@ -59,13 +63,15 @@ var (
 		{desc("tracecam_redis_dropped_queue_full_total", "Profiles not written to Redis: the write queue was full (Redis slow or down)."), func(s *tracecamv1.Status) uint64 { return s.GetRedisStats().GetDroppedQueueFull() }},
 		{desc("tracecam_redis_dropped_write_errors_total", "Profiles not written to Redis: their batch failed."), func(s *tracecamv1.Status) uint64 { return s.GetRedisStats().GetDroppedWriteErrors() }},
 	}
+	descProgRuns     = desc("tracecam_bpf_program_runs_total", "Runs of each of the camera's BPF programs, for every task on the node (counted only with --bpf-stats).", "program")
+	descProgTime     = desc("tracecam_bpf_program_run_seconds_total", "Kernel time spent in each of the camera's BPF programs (counted only with --bpf-stats).", "program")
 	descWatchDropped = desc("tracecam_watch_dropped_total", "Profiles a slow WatchProfiles client missed.")
 )
 
 // Describe implements prometheus.Collector.
 func (h *health) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descEvents, descEventsLost, descRingUsed, descRingSize, descStored, descCapacity,
-		descThreads, descConns, descRedisUp, descRedisQueue, descReady, descUp, descBuild, descWatchDropped} {
+		descThreads, descConns, descRedisUp, descRedisQueue, descReady, descUp, descBuild, descWatchDropped, descProgRuns, descProgTime} {
 		ch <- d
 	}
 	for _, c := range statusCounters {
@@ -87,6 +93,14 @@ func (h *health) Collect(ch chan<- prometheus.Metric) {
 	if used, size, ok := h.ring(); ok {
 		ch <- prometheus.MustNewConstMetric(descRingUsed, prometheus.GaugeValue, float64(used))
 		ch <- prometheus.MustNewConstMetric(descRingSize, prometheus.GaugeValue, float64(size))
+	}
+	if h.programs != nil {
+		if ps, err := h.programs(); err == nil {
+			for _, p := range ps {
+				ch <- prometheus.MustNewConstMetric(descProgRuns, prometheus.CounterValue, float64(p.Runs), p.Name)
+				ch <- prometheus.MustNewConstMetric(descProgTime, prometheus.CounterValue, float64(p.RunNS)/1e9, p.Name)
+			}
+		}
 	}
 	ch <- prometheus.MustNewConstMetric(descStored, prometheus.GaugeValue, float64(st.GetProfilesStored()))
 	ch <- prometheus.MustNewConstMetric(descCapacity, prometheus.GaugeValue, float64(st.GetStoreCapacity()))
