@@ -18,13 +18,15 @@ import (
 const benchPrefix = "tracecam-bench-"
 
 // benchCgroups are the cgroups one run creates under the cgroup2 root:
-// tracecam-bench-PID/{nginx,pod}. The base itself never holds a process.
+// tracecam-bench-PID/{nginx,nginx-fast,go,node,pod}. The base itself never
+// holds a process.
 type benchCgroups struct {
-	base  cgroup.Target
-	nginx cgroup.Target // nginx master + worker, watched in the throughput trials
-	gosrv cgroup.Target // the Go server of the runtime trials
-	node  cgroup.Target // the Node.js server of the runtime trials
-	pod   cgroup.Target // an idle process, watched in the syscall-tax trials
+	base      cgroup.Target
+	nginx     cgroup.Target // nginx master + worker, watched in the throughput trials
+	nginxFast cgroup.Target // the same for the nginx-fast section
+	gosrv     cgroup.Target // the Go server of the runtime trials
+	node      cgroup.Target // the Node.js server of the runtime trials
+	pod       cgroup.Target // an idle process, watched in the syscall-tax trials
 }
 
 // createCgroups makes fresh cgroups and registers their removal.
@@ -45,6 +47,9 @@ func createCgroups(cl *cleaner) (benchCgroups, error) {
 		return cgs, err
 	}
 	if cgs.nginx, err = createCgroup(cl, cgs.base, "nginx"); err != nil {
+		return cgs, err
+	}
+	if cgs.nginxFast, err = createCgroup(cl, cgs.base, "nginx-fast"); err != nil {
 		return cgs, err
 	}
 	if cgs.pod, err = createCgroup(cl, cgs.base, "pod"); err != nil {

@@ -17,9 +17,11 @@ type tools struct {
 	sidecar     string // tracecam-sidecar binary
 	syscallLoop string // compiled e2e/workloads/syscall_loop.c
 	nginxTmpl   string // e2e/workloads/nginx.conf.tmpl
-	goServer    string // built e2e/workloads/goserver
-	nodeServer  string // e2e/workloads/nodeserver.js
-	clkTck      int    // clock ticks per second of /proc/PID/stat times
+	// nginxFastTmpl is e2e/workloads/nginx-fast.conf.tmpl (no sendfile).
+	nginxFastTmpl string
+	goServer      string // built e2e/workloads/goserver
+	nodeServer    string // e2e/workloads/nodeserver.js
+	clkTck        int    // clock ticks per second of /proc/PID/stat times
 }
 
 // hostInfo is the report's header.
@@ -39,7 +41,10 @@ func checkPrereqs(cfg config) error {
 	if os.Geteuid() != 0 {
 		return fmt.Errorf("must run as root (the sidecar loads eBPF programs and we create cgroups)")
 	}
-	need := []string{"nginx", "wrk", "cc", "getconf"}
+	need := []string{"nginx", "wrk", "getconf"}
+	if !cfg.skipExtra {
+		need = append(need, "cc") // syscall_loop of the syscall tax
+	}
 	if cfg.sidecar == "" {
 		need = append(need, "go")
 	}
@@ -77,8 +82,9 @@ func loadAvg() string {
 	return strings.Join(f[:3], " ")
 }
 
-// buildTools compiles the loop benchmark and (unless given) the sidecar into
-// work, so a stale bin/ never gets measured.
+// buildTools compiles the loop benchmark, the Go server (each only when a
+// section that runs needs it) and (unless given) the sidecar into work, so
+// a stale bin/ never gets measured.
 func buildTools(ctx context.Context, cfg config, work string) (tools, error) {
 	root, err := moduleRoot()
 	if err != nil {
@@ -89,16 +95,23 @@ func buildTools(ctx context.Context, cfg config, work string) (tools, error) {
 		syscallLoop: filepath.Join(work, "syscall_loop"),
 		nginxTmpl:   filepath.Join(root, "e2e", "workloads", "nginx.conf.tmpl"),
 	}
-	if _, err := os.Stat(t.nginxTmpl); err != nil {
-		return t, fmt.Errorf("nginx config template: %w", err)
+	t.nginxFastTmpl = filepath.Join(root, "e2e", "workloads", "nginx-fast.conf.tmpl")
+	for _, tmpl := range []string{t.nginxTmpl, t.nginxFastTmpl} {
+		if _, err := os.Stat(tmpl); err != nil {
+			return t, fmt.Errorf("nginx config template: %w", err)
+		}
 	}
 	t.nodeServer = filepath.Join(root, "e2e", "workloads", "nodeserver.js")
-	if t.goServer, err = buildGoServer(ctx, root, work); err != nil {
-		return t, fmt.Errorf("building goserver: %w", err)
+	if cfg.wants("go") || cfg.wants("go-work") {
+		if t.goServer, err = buildGoServer(ctx, root, work); err != nil {
+			return t, fmt.Errorf("building goserver: %w", err)
+		}
 	}
-	src := filepath.Join(root, "e2e", "workloads", "syscall_loop.c")
-	if _, err := output(ctx, "cc", "-O2", "-o", t.syscallLoop, src); err != nil {
-		return t, fmt.Errorf("compiling syscall_loop: %w", err)
+	if !cfg.skipExtra {
+		src := filepath.Join(root, "e2e", "workloads", "syscall_loop.c")
+		if _, err := output(ctx, "cc", "-O2", "-o", t.syscallLoop, src); err != nil {
+			return t, fmt.Errorf("compiling syscall_loop: %w", err)
+		}
 	}
 	if t.sidecar == "" {
 		t.sidecar = filepath.Join(work, "tracecam-sidecar")

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -36,8 +37,14 @@ func (c *sidecarCensus) scan() {
 	defer c.mu.Unlock()
 	for _, f := range comms {
 		comm, err := os.ReadFile(f)
-		// comm is truncated to 15 bytes: "tracecam-sideca".
-		if err != nil || !strings.HasPrefix(string(comm), "tracecam-side") {
+		if err != nil {
+			continue
+		}
+		// comm is truncated to 15 bytes: "tracecam-sideca". A sidecar
+		// binary built under another name (go build -o /tmp/x/sidecar)
+		// still shows "sidecar" in its name.
+		name := strings.TrimSpace(string(comm))
+		if !strings.HasPrefix(name, "tracecam-side") && !strings.Contains(name, "sidecar") {
 			continue
 		}
 		pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(f)))
@@ -48,6 +55,10 @@ func (c *sidecarCensus) scan() {
 		// already closed its probes.
 		cmdline, _ := os.ReadFile(filepath.Join(filepath.Dir(f), "cmdline"))
 		if len(cmdline) == 0 {
+			continue
+		}
+		// Under another name, only a process with tracecam's --cgroup flag.
+		if !strings.HasPrefix(name, "tracecam-side") && !slices.ContainsFunc(strings.Split(string(cmdline), "\x00"), isCgroupFlag) {
 			continue
 		}
 		c.seen[pid] = strings.TrimSpace(strings.ReplaceAll(string(cmdline), "\x00", " "))
@@ -67,4 +78,9 @@ func (c *sidecarCensus) summary() string {
 	}
 	sort.Strings(lines)
 	return strings.Join(lines, "\n")
+}
+
+// isCgroupFlag matches the sidecar's --cgroup flag in either form.
+func isCgroupFlag(arg string) bool {
+	return arg == "--cgroup" || arg == "-cgroup" || strings.HasPrefix(arg, "--cgroup=") || strings.HasPrefix(arg, "-cgroup=")
 }

@@ -19,6 +19,10 @@ import (
 // so per-request overhead (not bandwidth) dominates.
 const indexSize = 600
 
+// fastIndexSize is the nginx-fast section's file: nginx at its fastest,
+// where the sidecar's per-request cost weighs the most.
+const fastIndexSize = 512
+
 // server is an HTTP server under load, running inside its own cgroup:
 // nginx (1 worker), a Go net/http server or a Node.js http server.
 type server struct {
@@ -27,15 +31,16 @@ type server struct {
 	url  string // what wrk fetches
 }
 
-// startNginx renders the workload config into work/nginx and starts nginx
-// inside cg. The caller's cleaner stops it.
-func startNginx(ctx context.Context, cl *cleaner, tmpl string, cg cgroup.Target, work string) (*server, error) {
-	prefix := filepath.Join(work, "nginx")
+// startNginx renders the config template tmpl into work/name, writes an
+// index.html of size bytes and starts nginx inside cg as server name. The
+// caller's cleaner stops it.
+func startNginx(ctx context.Context, cl *cleaner, name, tmpl string, size int, cg cgroup.Target, work string) (*server, error) {
+	prefix := filepath.Join(work, name)
 	docroot := filepath.Join(prefix, "root")
 	if err := os.MkdirAll(docroot, 0o755); err != nil {
 		return nil, fmt.Errorf("creating nginx prefix: %w", err)
 	}
-	if err := os.WriteFile(filepath.Join(docroot, "index.html"), indexHTML(indexSize), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(docroot, "index.html"), indexHTML(size), 0o644); err != nil {
 		return nil, fmt.Errorf("writing index.html: %w", err)
 	}
 	port, err := freePort()
@@ -50,12 +55,12 @@ func startNginx(ctx context.Context, cl *cleaner, tmpl string, cg cgroup.Target,
 	if err := os.WriteFile(confPath, conf, 0o644); err != nil {
 		return nil, fmt.Errorf("writing nginx.conf: %w", err)
 	}
-	proc, err := startChild("nginx", &cg, "nginx", "-p", prefix, "-e", filepath.Join(prefix, "error.log"), "-c", confPath)
+	proc, err := startChild(name, &cg, "nginx", "-p", prefix, "-e", filepath.Join(prefix, "error.log"), "-c", confPath)
 	if err != nil {
 		return nil, err
 	}
 	cl.add(func() { proc.stop(5 * time.Second) })
-	n := &server{name: "nginx", proc: proc, url: fmt.Sprintf("http://127.0.0.1:%d/index.html", port)}
+	n := &server{name: name, proc: proc, url: fmt.Sprintf("http://127.0.0.1:%d/index.html", port)}
 	if err := n.waitReady(ctx); err != nil {
 		return nil, err
 	}
