@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 	"unicode"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
@@ -172,6 +173,13 @@ func writeStatus(w *bytes.Buffer, s *tracecamv1.Status) {
 	line("assembler.conns_active", a.GetConnsActive())
 	line("profiles_stored", s.GetProfilesStored())
 	line("store_capacity", s.GetStoreCapacity())
+	for _, t := range s.GetStores() {
+		n := "store." + clean(t.GetName())
+		line(n+".profiles", t.GetProfiles())
+		line(n+".capacity", t.GetCapacity())
+		line(n+".reaches_back", time.Duration(t.GetReachesBackSeconds()*float64(time.Second)).Round(time.Second).String())
+		line(n+".evicted", t.GetEvicted())
+	}
 	line("output_errors", s.GetOutputErrors())
 	line("redis", clean(s.GetRedis()))
 	line("segment_threshold", clean(s.GetSegmentThreshold()))

@@ -23,6 +23,7 @@ import (
 	"github.com/tracecam/tracecam/sidecar/agent"
 	"github.com/tracecam/tracecam/sidecar/metrics"
 	"github.com/tracecam/tracecam/sidecar/rediscache"
+	"github.com/tracecam/tracecam/sidecar/store"
 )
 
 // envDefault lets every flag be set from TRACECAM_<FLAG> (dashes become
@@ -58,7 +59,8 @@ func run() error {
 	grpcAddr := fs.String("grpc-addr", envDefault("grpc-addr", ":7070"), "gRPC address for tracecam.v1.Profiler (empty: off)")
 	httpAddr := fs.String("http-addr", envDefault("http-addr", ":7071"), "HTTP address for the REST API (/v1/...), /healthz, /readyz, /metrics, /openapi.json (empty: off)")
 	thrS := fs.String("segment-threshold", envDefault("segment-threshold", "1ms"), "waits at least this long become timeline segments")
-	storeS := fs.String("store-size", envDefault("store-size", "10000"), "profiles kept in memory (a ring)")
+	storeS := fs.String("store-size", envDefault("store-size", strconv.Itoa(store.DefaultKeptProfiles)), "slow and notable profiles kept in memory: per endpoint and per 10 s the 16 most worth keeping, this many at most (docs/api.md, how long profiles stay)")
+	storeBytesS := fs.String("store-bytes", envDefault("store-bytes", strconv.Itoa(store.DefaultRecentBytes)), "bytes of memory for every recent profile in compact form (~160 B each), oldest overwritten first")
 	pod := fs.String("pod", envDefault("pod", os.Getenv("POD_NAME")), "pod name to label profiles with")
 	ns := fs.String("namespace", envDefault("namespace", os.Getenv("POD_NAMESPACE")), "pod namespace to label profiles with")
 	container := fs.String("container", envDefault("container", ""), "container name to label profiles with when the process's own is not known (the webhook sets it for a pod with one app container; each app container also carries TRACECAM_CONTAINER_NAME, read where the sidecar may read its environment)")
@@ -106,12 +108,23 @@ func run() error {
 	if err != nil || size <= 0 {
 		return fmt.Errorf("--store-size %q: want a positive integer", *storeS)
 	}
+	storeBytes, err := strconv.Atoi(*storeBytesS)
+	if err != nil || storeBytes < 1<<20 {
+		return fmt.Errorf("--store-bytes %q: want a number of bytes, at least 1048576", *storeBytesS)
+	}
 
-	// Profiles are short-lived garbage at a steady rate: collecting less
-	// often trades a little memory (bounded by the store) for CPU the node
-	// would otherwise pay; the soft limit keeps the heap in check.
-	debug.SetGCPercent(400)
-	debug.SetMemoryLimit(256 << 20)
+	// Memory: the store is bounded in bytes (--store-bytes) and holds no
+	// pointers, so the collector never scans it; the rest of the heap is
+	// profiles in flight, short-lived garbage at a steady rate. Collecting
+	// less often trades memory for CPU the node would otherwise pay; the
+	// soft limit (the store, plus 32 MiB) keeps the heap, and so the
+	// sidecar's RSS, in check. GOGC and GOMEMLIMIT, when set, win.
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(400)
+	}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(int64(storeBytes) + 32<<20)
+	}
 
 	maxRoutes, err := strconv.Atoi(*maxRoutesS)
 	if err != nil || maxRoutes <= 0 {
@@ -143,7 +156,7 @@ func run() error {
 
 	a, err := agent.Start(agent.Config{
 		Cgroup: *cg, Output: *output, HTTPAddr: *httpAddr, GRPCAddr: *grpcAddr, SegmentThreshold: thr,
-		StoreSize: size, Pod: *pod, Namespace: *ns, PodUID: *podUID, Pprof: *pprofOn, BPFStats: *bpfStats, Container: *container,
+		StoreSize: size, StoreBytes: storeBytes, Pod: *pod, Namespace: *ns, PodUID: *podUID, Pprof: *pprofOn, BPFStats: *bpfStats, Container: *container,
 		RingBufferSize: uint32(ring), NoGoProbes: !*goProbes, Redis: redisCfg, MaxRoutes: maxRoutes, BaselineWindow: *baselineWindow,
 	})
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)

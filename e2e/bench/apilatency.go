@@ -35,7 +35,7 @@ const (
 )
 
 func runAPILatency(ctx context.Context) ([]apiLatency, error) {
-	st := store.NewRing(apiStoreSize)
+	st := store.New(store.Config{KeptProfiles: apiStoreSize})
 	var traceID string
 	base := time.Now().Add(-time.Minute)
 	for i := 0; i < apiStoreSize; i++ {

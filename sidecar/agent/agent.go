@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"google.golang.org/protobuf/types/known/timestamppb"
 	"io"
 	"log/slog"
 	"net"
@@ -52,8 +53,11 @@ type Config struct {
 	HTTPAddr         string
 	GRPCAddr         string
 	SegmentThreshold time.Duration
-	StoreSize        int
-	RingBufferSize   uint32
+	// StoreSize bounds the kept exemplars, StoreBytes the recent log
+	// (store.Config).
+	StoreSize      int
+	StoreBytes     int
+	RingBufferSize uint32
 	// NoGoProbes leaves the pod's Go programs unprobed: their requests are
 	// then estimated (and say so) instead of followed goroutine by
 	// goroutine, which costs ~1 µs per goroutine switch.
@@ -85,7 +89,7 @@ type Agent struct {
 	target cgroup.Target
 	cam    *capture.Camera
 	asm    *assemble.Assembler
-	Store  *store.Ring
+	Store  *store.Store
 	hub    *api.Hub
 	// rec sums profiles per endpoint (the north-star metrics) and learns
 	// their baselines.
@@ -116,9 +120,6 @@ func Start(cfg Config) (*Agent, error) {
 	if cfg.Stdout == nil {
 		cfg.Stdout = os.Stdout
 	}
-	if cfg.StoreSize <= 0 {
-		cfg.StoreSize = 10000
-	}
 	target, selfCg, selfPID, err := resolveTarget(cfg.Cgroup, cfg.PodUID)
 	if err != nil {
 		return nil, err
@@ -133,7 +134,7 @@ func Start(cfg Config) (*Agent, error) {
 	}
 	slog.Info("probes attached", "count", len(cam.Probes()), "probes", cam.Probes())
 	a := &Agent{
-		cfg: cfg, target: target, cam: cam, Store: store.NewRing(cfg.StoreSize), hub: api.NewHub(),
+		cfg: cfg, target: target, cam: cam, Store: store.New(store.Config{KeptProfiles: cfg.StoreSize, RecentBytes: cfg.StoreBytes}), hub: api.NewHub(),
 		rec: metrics.New(metrics.Config{MaxRoutes: cfg.MaxRoutes, Window: cfg.BaselineWindow}),
 		gof: newGoFollower(cam.FollowGo),
 	}
@@ -476,7 +477,22 @@ func (a *Agent) refreshStatus() *tracecamv1.Status {
 		ThreadsActive: int64(c.ThreadsActive), ConnsActive: int64(c.ConnsActive),
 	}
 	ss := a.Store.Stats()
-	st.ProfilesStored, st.StoreCapacity = int64(ss.Stored), int64(ss.Capacity)
+	st.ProfilesStored = int64(ss.Recent.Profiles + ss.Kept.Profiles)
+	st.StoreCapacity = int64(ss.Kept.Capacity)
+	now := time.Now()
+	for _, t := range []struct {
+		name string
+		s    store.TierStats
+	}{{"recent", ss.Recent}, {"kept", ss.Kept}} {
+		tier := &tracecamv1.StoreTier{
+			Name: t.name, Profiles: int64(t.s.Profiles), Capacity: int64(t.s.Capacity), Bytes: t.s.Bytes, Evicted: t.s.Evicted,
+		}
+		if !t.s.Oldest.IsZero() {
+			tier.Oldest = timestamppb.New(t.s.Oldest)
+			tier.ReachesBackSeconds = max(now.Sub(t.s.Oldest).Seconds(), 0)
+		}
+		st.Stores = append(st.Stores, tier)
+	}
 	if a.cache != nil {
 		rs := a.cache.Stats()
 		st.Redis = rs.State

@@ -36,7 +36,10 @@ var (
 	descRingUsed   = desc("tracecam_ring_buffer_used_bytes", "Bytes waiting in the kernel-to-user ring buffer (fill = used / size).")
 	descRingSize   = desc("tracecam_ring_buffer_size_bytes", "Size of the kernel-to-user ring buffer (--ring-buffer-size).")
 	descStored     = desc("tracecam_profiles_stored", "Profiles held in the in-memory store.")
-	descCapacity   = desc("tracecam_store_capacity", "Profiles the in-memory store holds at most (--store-size).")
+	descCapacity   = desc("tracecam_store_capacity", "Slow and notable profiles the in-memory store keeps at most (--store-size).")
+	descTierProfs  = desc("tracecam_store_tier_profiles", "Profiles held by each tier of the in-memory store (recent: every profile; kept: per endpoint and 10 s the ones most worth keeping).", "tier")
+	descTierBack   = desc("tracecam_store_reaches_back_seconds", "How far back each tier of the in-memory store reaches: the age of its oldest profile.", "tier")
+	descTierEvict  = desc("tracecam_store_evicted_total", "Profiles each tier of the in-memory store dropped to stay within its bound.", "tier")
 	descThreads    = desc("tracecam_threads_active", "Watched threads the assembler tracks.")
 	descConns      = desc("tracecam_connections_active", "Connections with a request in flight.")
 	descRedisUp    = desc("tracecam_redis_up", "1 when the last Redis write or ping succeeded, 0 when Redis is unavailable or full (absent without --redis-addr).")
@@ -71,7 +74,7 @@ var (
 // Describe implements prometheus.Collector.
 func (h *health) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descEvents, descEventsLost, descRingUsed, descRingSize, descStored, descCapacity,
-		descThreads, descConns, descRedisUp, descRedisQueue, descReady, descUp, descBuild, descWatchDropped, descProgRuns, descProgTime} {
+		descThreads, descConns, descRedisUp, descRedisQueue, descReady, descUp, descBuild, descWatchDropped, descProgRuns, descProgTime, descTierProfs, descTierBack, descTierEvict} {
 		ch <- d
 	}
 	for _, c := range statusCounters {
@@ -104,6 +107,11 @@ func (h *health) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(descStored, prometheus.GaugeValue, float64(st.GetProfilesStored()))
 	ch <- prometheus.MustNewConstMetric(descCapacity, prometheus.GaugeValue, float64(st.GetStoreCapacity()))
+	for _, t := range st.GetStores() {
+		ch <- prometheus.MustNewConstMetric(descTierProfs, prometheus.GaugeValue, float64(t.GetProfiles()), t.GetName())
+		ch <- prometheus.MustNewConstMetric(descTierBack, prometheus.GaugeValue, t.GetReachesBackSeconds(), t.GetName())
+		ch <- prometheus.MustNewConstMetric(descTierEvict, prometheus.CounterValue, float64(t.GetEvicted()), t.GetName())
+	}
 	ch <- prometheus.MustNewConstMetric(descThreads, prometheus.GaugeValue, float64(st.GetAssembler().GetThreadsActive()))
 	ch <- prometheus.MustNewConstMetric(descConns, prometheus.GaugeValue, float64(st.GetAssembler().GetConnsActive()))
 	if rs := st.GetRedisStats(); rs != nil {

@@ -41,7 +41,7 @@ type Baselines interface {
 // Server is the Profiler service.
 type Server struct {
 	tracecamv1.UnimplementedProfilerServer
-	Store *store.Ring
+	Store *store.Store
 	// Remote, when set, is asked for every GetTrace too.
 	Remote Remote
 	Hub    *Hub
@@ -87,7 +87,7 @@ func (s *Server) GetTrace(ctx context.Context, req *tracecamv1.GetTraceRequest) 
 	if err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
-	local := s.Store.Trace(id)
+	local, evicted := s.Store.Trace(id)
 	sources := map[string]string{"local": "ok"}
 	var remote []*profile.Profile
 	if s.Remote != nil {
@@ -103,10 +103,25 @@ func (s *Server) GetTrace(ctx context.Context, req *tracecamv1.GetTraceRequest) 
 		// Nothing here and the cache could not say: not "not found".
 		return &tracecamv1.GetTraceResponse{Sources: sources}, nil
 	}
+	if len(list) == 0 && evicted {
+		st := s.Store.Stats()
+		return nil, status.Errorf(codes.NotFound, "trace %s: evicted: this pod served it, but its profile was dropped to bound the sidecar's memory "+
+			"(the store now reaches back %s for every request and %s for the slowest of each endpoint; "+
+			"a trace this pod never served is reported evicted with a probability under 3%%)",
+			id, reach(st.Recent.Oldest, s.now()), reach(st.Kept.Oldest, s.now()))
+	}
 	if len(list) == 0 {
 		return nil, status.Errorf(codes.NotFound, "trace %s: no profiles", id)
 	}
 	return &tracecamv1.GetTraceResponse{Profiles: toProto(list), Sources: sources}, nil
+}
+
+// reach says how far back a store tier reaches from now.
+func reach(oldest, now time.Time) string {
+	if oldest.IsZero() {
+		return "nothing"
+	}
+	return now.Sub(oldest).Round(time.Second).String()
 }
 
 // MergeTrace joins local and cached profiles of one trace: one per

@@ -507,7 +507,45 @@ func loopSegments(r *request, waits []loopWait, threshold uint64) []profile.Segm
 		}
 		out = append(out, s)
 	}
-	return out
+	return boundLoopSegments(out)
+}
+
+// maxLoopSegments bounds a request's loop segments. Under load a request
+// on a busy event loop waits behind hundreds of short turns of other
+// requests (measured: 670 in a 56 ms nginx request); the longest are the
+// ones to read, the rest are one segment that says how many.
+const maxLoopSegments = 16
+
+func boundLoopSegments(segs []profile.Segment) []profile.Segment {
+	var loops []int
+	for i := range segs {
+		if segs[i].Category == profile.Loop {
+			loops = append(loops, i)
+		}
+	}
+	if len(loops) <= maxLoopSegments {
+		return segs
+	}
+	sort.SliceStable(loops, func(a, b int) bool { return segs[loops[a]].DurationNS > segs[loops[b]].DurationNS })
+	drop := make(map[int]bool, len(loops)-maxLoopSegments+1)
+	merged := profile.Segment{Category: profile.Loop, StartOffsetNS: -1}
+	for _, i := range loops[maxLoopSegments-1:] {
+		drop[i] = true
+		s := segs[i]
+		if merged.StartOffsetNS < 0 || s.StartOffsetNS < merged.StartOffsetNS {
+			merged.StartOffsetNS = s.StartOffsetNS
+		}
+		merged.DurationNS += s.DurationNS
+		merged.Count++
+	}
+	merged.Detail = fmt.Sprintf("the event loop was busy with other requests' work in %d shorter turns", merged.Count)
+	out := make([]profile.Segment, 0, len(segs)-len(drop)+1)
+	for i, s := range segs {
+		if !drop[i] {
+			out = append(out, s)
+		}
+	}
+	return append(out, merged)
 }
 
 // describe names a request for another request's evidence.

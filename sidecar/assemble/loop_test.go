@@ -1,7 +1,9 @@
 package assemble
 
 import (
+	"fmt"
 	"net/netip"
+	"sort"
 	"strings"
 	"testing"
 
@@ -267,5 +269,47 @@ func TestEventLoopFirstRequestQueuedBeforeFirstEvent(t *testing.T) {
 	checkExact(t, p)
 	if p.Accounting != profile.AccountingEventLoop || p.Partial || p.Breakdown[profile.Queue] != int64(5*ms) {
 		t.Errorf("accounting %s partial %v %q breakdown %v, want 5 ms of queue and nothing partial", p.Accounting, p.Partial, p.PartialReason, p.Breakdown)
+	}
+}
+
+// Hundreds of short turns behind other requests: the longest stay named,
+// the rest become one segment that counts them; the loop time is intact.
+func TestBoundLoopSegments(t *testing.T) {
+	var segs []profile.Segment
+	var total int64
+	for i := range 300 {
+		d := int64(1000 + (i*7919)%300*100)
+		total += d
+		segs = append(segs, profile.Segment{Category: profile.Loop, StartOffsetNS: int64(i) * 1e5, DurationNS: d, Detail: fmt.Sprint("holder ", i)})
+	}
+	segs = append(segs, profile.Segment{Category: profile.Sleep, DurationNS: 5e6})
+	out := boundLoopSegments(segs)
+	var loops, merged int
+	var sum, shortestKept int64
+	shortestKept = 1 << 62
+	for _, s := range out {
+		if s.Category != profile.Loop {
+			continue
+		}
+		loops++
+		sum += s.DurationNS
+		if s.Count > 0 {
+			merged = s.Count
+			continue
+		}
+		shortestKept = min(shortestKept, s.DurationNS)
+	}
+	// The ones kept by name are the longest: the shortest of them is the
+	// 15th longest of all.
+	var ds []int64
+	for _, s := range segs[:300] {
+		ds = append(ds, s.DurationNS)
+	}
+	sort.Slice(ds, func(i, j int) bool { return ds[i] > ds[j] })
+	if loops != maxLoopSegments || merged != 300-maxLoopSegments+1 || sum != total || len(out) != maxLoopSegments+1 {
+		t.Fatalf("%d loop segments (%d merged), %d ns of %d, %d segments", loops, merged, sum, total, len(out))
+	}
+	if shortestKept != ds[maxLoopSegments-2] {
+		t.Fatalf("shortest named turn %d ns, want the %dth longest, %d ns", shortestKept, maxLoopSegments-1, ds[maxLoopSegments-2])
 	}
 }

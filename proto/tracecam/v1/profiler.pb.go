@@ -1547,7 +1547,11 @@ type Status struct {
 	SegmentThreshold string                 `protobuf:"bytes,15,opt,name=segment_threshold,json=segmentThreshold,proto3" json:"segment_threshold,omitempty"`
 	Ready            bool                   `protobuf:"varint,16,opt,name=ready,proto3" json:"ready,omitempty"`
 	// The shared cache's write path; absent when no Redis is configured.
-	RedisStats    *RedisStats `protobuf:"bytes,17,opt,name=redis_stats,json=redisStats,proto3" json:"redis_stats,omitempty"`
+	RedisStats *RedisStats `protobuf:"bytes,17,opt,name=redis_stats,json=redisStats,proto3" json:"redis_stats,omitempty"`
+	// The in-memory store's tiers ("recent": every profile, oldest
+	// overwritten first; "kept": per endpoint and per 10 s the requests most
+	// worth keeping), each with how far back it reaches.
+	Stores        []*StoreTier `protobuf:"bytes,18,rep,name=stores,proto3" json:"stores,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1701,6 +1705,110 @@ func (x *Status) GetRedisStats() *RedisStats {
 	return nil
 }
 
+func (x *Status) GetStores() []*StoreTier {
+	if x != nil {
+		return x.Stores
+	}
+	return nil
+}
+
+// StoreTier is one tier of the sidecar's in-memory profile store.
+type StoreTier struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Name     string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Profiles int64                  `protobuf:"varint,2,opt,name=profiles,proto3" json:"profiles,omitempty"`
+	// Profiles (kept) or bytes (recent) the tier holds at most.
+	Capacity int64 `protobuf:"varint,3,opt,name=capacity,proto3" json:"capacity,omitempty"`
+	// Bytes of stored (encoded) profiles it holds.
+	Bytes uint64 `protobuf:"varint,4,opt,name=bytes,proto3" json:"bytes,omitempty"`
+	// Start of the oldest profile it holds; how far back it reaches in
+	// seconds (0 when empty).
+	Oldest             *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=oldest,proto3" json:"oldest,omitempty"`
+	ReachesBackSeconds float64                `protobuf:"fixed64,6,opt,name=reaches_back_seconds,json=reachesBackSeconds,proto3" json:"reaches_back_seconds,omitempty"`
+	Evicted            uint64                 `protobuf:"varint,7,opt,name=evicted,proto3" json:"evicted,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *StoreTier) Reset() {
+	*x = StoreTier{}
+	mi := &file_tracecam_v1_profiler_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StoreTier) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StoreTier) ProtoMessage() {}
+
+func (x *StoreTier) ProtoReflect() protoreflect.Message {
+	mi := &file_tracecam_v1_profiler_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StoreTier.ProtoReflect.Descriptor instead.
+func (*StoreTier) Descriptor() ([]byte, []int) {
+	return file_tracecam_v1_profiler_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *StoreTier) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *StoreTier) GetProfiles() int64 {
+	if x != nil {
+		return x.Profiles
+	}
+	return 0
+}
+
+func (x *StoreTier) GetCapacity() int64 {
+	if x != nil {
+		return x.Capacity
+	}
+	return 0
+}
+
+func (x *StoreTier) GetBytes() uint64 {
+	if x != nil {
+		return x.Bytes
+	}
+	return 0
+}
+
+func (x *StoreTier) GetOldest() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Oldest
+	}
+	return nil
+}
+
+func (x *StoreTier) GetReachesBackSeconds() float64 {
+	if x != nil {
+		return x.ReachesBackSeconds
+	}
+	return 0
+}
+
+func (x *StoreTier) GetEvicted() uint64 {
+	if x != nil {
+		return x.Evicted
+	}
+	return 0
+}
+
 // RedisStats counts what the sidecar wrote to the shared cache and what it
 // could not. Once quiet: enqueued = written + dropped_queue_full +
 // dropped_write_errors + pending.
@@ -1722,7 +1830,7 @@ type RedisStats struct {
 
 func (x *RedisStats) Reset() {
 	*x = RedisStats{}
-	mi := &file_tracecam_v1_profiler_proto_msgTypes[17]
+	mi := &file_tracecam_v1_profiler_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1734,7 +1842,7 @@ func (x *RedisStats) String() string {
 func (*RedisStats) ProtoMessage() {}
 
 func (x *RedisStats) ProtoReflect() protoreflect.Message {
-	mi := &file_tracecam_v1_profiler_proto_msgTypes[17]
+	mi := &file_tracecam_v1_profiler_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1747,7 +1855,7 @@ func (x *RedisStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RedisStats.ProtoReflect.Descriptor instead.
 func (*RedisStats) Descriptor() ([]byte, []int) {
-	return file_tracecam_v1_profiler_proto_rawDescGZIP(), []int{17}
+	return file_tracecam_v1_profiler_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *RedisStats) GetEnqueued() uint64 {
@@ -1828,7 +1936,7 @@ type AssemblerCounters struct {
 
 func (x *AssemblerCounters) Reset() {
 	*x = AssemblerCounters{}
-	mi := &file_tracecam_v1_profiler_proto_msgTypes[18]
+	mi := &file_tracecam_v1_profiler_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1840,7 +1948,7 @@ func (x *AssemblerCounters) String() string {
 func (*AssemblerCounters) ProtoMessage() {}
 
 func (x *AssemblerCounters) ProtoReflect() protoreflect.Message {
-	mi := &file_tracecam_v1_profiler_proto_msgTypes[18]
+	mi := &file_tracecam_v1_profiler_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1853,7 +1961,7 @@ func (x *AssemblerCounters) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AssemblerCounters.ProtoReflect.Descriptor instead.
 func (*AssemblerCounters) Descriptor() ([]byte, []int) {
-	return file_tracecam_v1_profiler_proto_rawDescGZIP(), []int{18}
+	return file_tracecam_v1_profiler_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *AssemblerCounters) GetEvents() uint64 {
@@ -2105,7 +2213,7 @@ const file_tracecam_v1_profiler_proto_rawDesc = "" +
 	"\n" +
 	"typical_ns\x18\x04 \x01(\x03R\ttypicalNs\x12\x1b\n" +
 	"\texcess_ns\x18\x05 \x01(\x03R\bexcessNs\x12&\n" +
-	"\x0ftotal_excess_ns\x18\x06 \x01(\x03R\rtotalExcessNs\"\x9b\x06\n" +
+	"\x0ftotal_excess_ns\x18\x06 \x01(\x03R\rtotalExcessNs\"\xcb\x06\n" +
 	"\x06Status\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\tR\aversion\x12\x16\n" +
 	"\x06cgroup\x18\x02 \x01(\tR\x06cgroup\x12\x1b\n" +
@@ -2127,13 +2235,22 @@ const file_tracecam_v1_profiler_proto_rawDesc = "" +
 	"\x11segment_threshold\x18\x0f \x01(\tR\x10segmentThreshold\x12\x14\n" +
 	"\x05ready\x18\x10 \x01(\bR\x05ready\x128\n" +
 	"\vredis_stats\x18\x11 \x01(\v2\x17.tracecam.v1.RedisStatsR\n" +
-	"redisStats\x1a=\n" +
+	"redisStats\x12.\n" +
+	"\x06stores\x18\x12 \x03(\v2\x16.tracecam.v1.StoreTierR\x06stores\x1a=\n" +
 	"\x0fEventsSeenEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\x1a=\n" +
 	"\x0fEventsLostEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"\x9a\x02\n" +
+	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"\xed\x01\n" +
+	"\tStoreTier\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1a\n" +
+	"\bprofiles\x18\x02 \x01(\x03R\bprofiles\x12\x1a\n" +
+	"\bcapacity\x18\x03 \x01(\x03R\bcapacity\x12\x14\n" +
+	"\x05bytes\x18\x04 \x01(\x04R\x05bytes\x122\n" +
+	"\x06oldest\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x06oldest\x120\n" +
+	"\x14reaches_back_seconds\x18\x06 \x01(\x01R\x12reachesBackSeconds\x12\x18\n" +
+	"\aevicted\x18\a \x01(\x04R\aevicted\"\x9a\x02\n" +
 	"\n" +
 	"RedisStats\x12\x1a\n" +
 	"\benqueued\x18\x01 \x01(\x04R\benqueued\x12\x18\n" +
@@ -2184,7 +2301,7 @@ func file_tracecam_v1_profiler_proto_rawDescGZIP() []byte {
 	return file_tracecam_v1_profiler_proto_rawDescData
 }
 
-var file_tracecam_v1_profiler_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
+var file_tracecam_v1_profiler_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
 var file_tracecam_v1_profiler_proto_goTypes = []any{
 	(*GetTraceRequest)(nil),       // 0: tracecam.v1.GetTraceRequest
 	(*GetTraceResponse)(nil),      // 1: tracecam.v1.GetTraceResponse
@@ -2203,49 +2320,52 @@ var file_tracecam_v1_profiler_proto_goTypes = []any{
 	(*Diagnosis)(nil),             // 14: tracecam.v1.Diagnosis
 	(*Deviation)(nil),             // 15: tracecam.v1.Deviation
 	(*Status)(nil),                // 16: tracecam.v1.Status
-	(*RedisStats)(nil),            // 17: tracecam.v1.RedisStats
-	(*AssemblerCounters)(nil),     // 18: tracecam.v1.AssemblerCounters
-	nil,                           // 19: tracecam.v1.GetTraceResponse.SourcesEntry
-	nil,                           // 20: tracecam.v1.Profile.BreakdownEntry
-	nil,                           // 21: tracecam.v1.Baseline.BreakdownEntry
-	nil,                           // 22: tracecam.v1.Status.EventsSeenEntry
-	nil,                           // 23: tracecam.v1.Status.EventsLostEntry
-	(*timestamppb.Timestamp)(nil), // 24: google.protobuf.Timestamp
+	(*StoreTier)(nil),             // 17: tracecam.v1.StoreTier
+	(*RedisStats)(nil),            // 18: tracecam.v1.RedisStats
+	(*AssemblerCounters)(nil),     // 19: tracecam.v1.AssemblerCounters
+	nil,                           // 20: tracecam.v1.GetTraceResponse.SourcesEntry
+	nil,                           // 21: tracecam.v1.Profile.BreakdownEntry
+	nil,                           // 22: tracecam.v1.Baseline.BreakdownEntry
+	nil,                           // 23: tracecam.v1.Status.EventsSeenEntry
+	nil,                           // 24: tracecam.v1.Status.EventsLostEntry
+	(*timestamppb.Timestamp)(nil), // 25: google.protobuf.Timestamp
 }
 var file_tracecam_v1_profiler_proto_depIdxs = []int32{
 	6,  // 0: tracecam.v1.GetTraceResponse.profiles:type_name -> tracecam.v1.Profile
-	19, // 1: tracecam.v1.GetTraceResponse.sources:type_name -> tracecam.v1.GetTraceResponse.SourcesEntry
+	20, // 1: tracecam.v1.GetTraceResponse.sources:type_name -> tracecam.v1.GetTraceResponse.SourcesEntry
 	6,  // 2: tracecam.v1.ListProfilesResponse.profiles:type_name -> tracecam.v1.Profile
-	24, // 3: tracecam.v1.Profile.start_time:type_name -> google.protobuf.Timestamp
-	20, // 4: tracecam.v1.Profile.breakdown:type_name -> tracecam.v1.Profile.BreakdownEntry
+	25, // 3: tracecam.v1.Profile.start_time:type_name -> google.protobuf.Timestamp
+	21, // 4: tracecam.v1.Profile.breakdown:type_name -> tracecam.v1.Profile.BreakdownEntry
 	11, // 5: tracecam.v1.Profile.timeline:type_name -> tracecam.v1.Segment
 	12, // 6: tracecam.v1.Profile.dns:type_name -> tracecam.v1.DNSQuery
 	13, // 7: tracecam.v1.Profile.network:type_name -> tracecam.v1.NetworkPeer
 	14, // 8: tracecam.v1.Profile.diagnosis:type_name -> tracecam.v1.Diagnosis
 	8,  // 9: tracecam.v1.Profile.baseline:type_name -> tracecam.v1.Baseline
 	7,  // 10: tracecam.v1.Profile.tcp:type_name -> tracecam.v1.TCPSend
-	21, // 11: tracecam.v1.Baseline.breakdown:type_name -> tracecam.v1.Baseline.BreakdownEntry
+	22, // 11: tracecam.v1.Baseline.breakdown:type_name -> tracecam.v1.Baseline.BreakdownEntry
 	8,  // 12: tracecam.v1.ListBaselinesResponse.baselines:type_name -> tracecam.v1.Baseline
 	15, // 13: tracecam.v1.Diagnosis.deviation:type_name -> tracecam.v1.Deviation
-	22, // 14: tracecam.v1.Status.events_seen:type_name -> tracecam.v1.Status.EventsSeenEntry
-	23, // 15: tracecam.v1.Status.events_lost:type_name -> tracecam.v1.Status.EventsLostEntry
-	18, // 16: tracecam.v1.Status.assembler:type_name -> tracecam.v1.AssemblerCounters
-	17, // 17: tracecam.v1.Status.redis_stats:type_name -> tracecam.v1.RedisStats
-	0,  // 18: tracecam.v1.Profiler.GetTrace:input_type -> tracecam.v1.GetTraceRequest
-	2,  // 19: tracecam.v1.Profiler.ListProfiles:input_type -> tracecam.v1.ListProfilesRequest
-	5,  // 20: tracecam.v1.Profiler.GetStatus:input_type -> tracecam.v1.GetStatusRequest
-	4,  // 21: tracecam.v1.Profiler.WatchProfiles:input_type -> tracecam.v1.WatchProfilesRequest
-	9,  // 22: tracecam.v1.Profiler.ListBaselines:input_type -> tracecam.v1.ListBaselinesRequest
-	1,  // 23: tracecam.v1.Profiler.GetTrace:output_type -> tracecam.v1.GetTraceResponse
-	3,  // 24: tracecam.v1.Profiler.ListProfiles:output_type -> tracecam.v1.ListProfilesResponse
-	16, // 25: tracecam.v1.Profiler.GetStatus:output_type -> tracecam.v1.Status
-	6,  // 26: tracecam.v1.Profiler.WatchProfiles:output_type -> tracecam.v1.Profile
-	10, // 27: tracecam.v1.Profiler.ListBaselines:output_type -> tracecam.v1.ListBaselinesResponse
-	23, // [23:28] is the sub-list for method output_type
-	18, // [18:23] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	23, // 14: tracecam.v1.Status.events_seen:type_name -> tracecam.v1.Status.EventsSeenEntry
+	24, // 15: tracecam.v1.Status.events_lost:type_name -> tracecam.v1.Status.EventsLostEntry
+	19, // 16: tracecam.v1.Status.assembler:type_name -> tracecam.v1.AssemblerCounters
+	18, // 17: tracecam.v1.Status.redis_stats:type_name -> tracecam.v1.RedisStats
+	17, // 18: tracecam.v1.Status.stores:type_name -> tracecam.v1.StoreTier
+	25, // 19: tracecam.v1.StoreTier.oldest:type_name -> google.protobuf.Timestamp
+	0,  // 20: tracecam.v1.Profiler.GetTrace:input_type -> tracecam.v1.GetTraceRequest
+	2,  // 21: tracecam.v1.Profiler.ListProfiles:input_type -> tracecam.v1.ListProfilesRequest
+	5,  // 22: tracecam.v1.Profiler.GetStatus:input_type -> tracecam.v1.GetStatusRequest
+	4,  // 23: tracecam.v1.Profiler.WatchProfiles:input_type -> tracecam.v1.WatchProfilesRequest
+	9,  // 24: tracecam.v1.Profiler.ListBaselines:input_type -> tracecam.v1.ListBaselinesRequest
+	1,  // 25: tracecam.v1.Profiler.GetTrace:output_type -> tracecam.v1.GetTraceResponse
+	3,  // 26: tracecam.v1.Profiler.ListProfiles:output_type -> tracecam.v1.ListProfilesResponse
+	16, // 27: tracecam.v1.Profiler.GetStatus:output_type -> tracecam.v1.Status
+	6,  // 28: tracecam.v1.Profiler.WatchProfiles:output_type -> tracecam.v1.Profile
+	10, // 29: tracecam.v1.Profiler.ListBaselines:output_type -> tracecam.v1.ListBaselinesResponse
+	25, // [25:30] is the sub-list for method output_type
+	20, // [20:25] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_tracecam_v1_profiler_proto_init() }
@@ -2259,7 +2379,7 @@ func file_tracecam_v1_profiler_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tracecam_v1_profiler_proto_rawDesc), len(file_tracecam_v1_profiler_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   24,
+			NumMessages:   25,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
