@@ -59,7 +59,7 @@ func run() error {
 	grpcAddr := fs.String("grpc-addr", envDefault("grpc-addr", ":7070"), "gRPC address for tracecam.v1.Profiler (empty: off)")
 	httpAddr := fs.String("http-addr", envDefault("http-addr", ":7071"), "HTTP address for the REST API (/v1/...), /healthz, /readyz, /metrics, /openapi.json (empty: off)")
 	thrS := fs.String("segment-threshold", envDefault("segment-threshold", "1ms"), "waits at least this long become timeline segments")
-	storeS := fs.String("store-size", envDefault("store-size", strconv.Itoa(store.DefaultKeptProfiles)), "slow and notable profiles kept in memory: per endpoint and per 10 s the 16 most worth keeping, this many at most (docs/api.md, how long profiles stay)")
+	storeS := fs.String("store-size", envDefault("store-size", strconv.Itoa(store.DefaultKeptProfiles)), "slow and notable profiles kept in memory: per endpoint and per 10 s the 16 most worth keeping, this many at most (docs/architecture.md, how long profiles stay)")
 	storeBytesS := fs.String("store-bytes", envDefault("store-bytes", strconv.Itoa(store.DefaultRecentBytes)), "bytes of memory for every recent profile in compact form (~160 B each), oldest overwritten first")
 	pod := fs.String("pod", envDefault("pod", os.Getenv("POD_NAME")), "pod name to label profiles with")
 	ns := fs.String("namespace", envDefault("namespace", os.Getenv("POD_NAMESPACE")), "pod namespace to label profiles with")

@@ -310,8 +310,11 @@ func (a *Agent) onProfile(p *profile.Profile) {
 	if a.cfg.Output != "none" || p.DurationNS >= EagerDiagnosis.Nanoseconds() {
 		p.Diagnosis = diagnose.Diagnose(p)
 	}
-	a.Store.Add(p)
-	a.hub.Publish(p)
+	a.Store.Add(p) // keeps a compact copy
+	watched := a.hub.Watching()
+	if watched {
+		a.hub.Publish(p)
+	}
 	if a.cache != nil {
 		a.cache.Enqueue(p) // never blocks: the writer is asynchronous
 	}
@@ -328,6 +331,11 @@ func (a *Agent) onProfile(p *profile.Profile) {
 	if err != nil {
 		a.outErrs.Add(1)
 		slog.Warn("writing profile to stdout", "err", err)
+	}
+	if !watched && a.cache == nil {
+		// Nobody else holds p: the assembler builds the next one in it
+		// (onProfile runs inside asm.Handle, under a.mu).
+		a.asm.Recycle(p)
 	}
 }
 

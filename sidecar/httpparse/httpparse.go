@@ -218,6 +218,16 @@ type fields struct {
 // the head, and the start line has already established that this is HTTP.
 // lookupName returns the entry of names equal to name ignoring ASCII case,
 // without allocating.
+// hasLen says whether some name in names has length n.
+func hasLen(names []string, n int) bool {
+	for _, s := range names {
+		if len(s) == n {
+			return true
+		}
+	}
+	return false
+}
+
 func lookupName(name []byte, names []string) (string, bool) {
 	for _, n := range names {
 		if len(n) == len(name) && asciiEqualFold(name, n) {
@@ -265,11 +275,25 @@ func parseFields(b []byte, keep []string) fields {
 			// matters for the few headers we interpret.
 			continue
 		}
-		name, value, ok := bytes.Cut(line, []byte{':'})
-		if !ok || len(name) == 0 || !isToken(name) {
+		colon := bytes.IndexByte(line, ':')
+		if colon <= 0 {
 			continue
 		}
-		value = bytes.Trim(value, " \t")
+		name := line[:colon]
+		// Most lines of a head are neither framing headers nor kept ones:
+		// skip them before validating and trimming (a malformed name of
+		// a skipped line changes nothing).
+		if keep != nil {
+			switch n := len(name); {
+			case n == 4 || n == 14 || n == 17:
+			case !hasLen(keep, n):
+				continue
+			}
+		}
+		if !isToken(name) {
+			continue
+		}
+		value := bytes.Trim(line[colon+1:], " \t")
 		// The framing headers are read in place, first occurrence wins,
 		// whether or not the caller keeps them.
 		switch {

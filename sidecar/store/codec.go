@@ -29,15 +29,36 @@ const (
 	partial
 )
 
-// categoryCode numbers the categories for the encoding; its order is
-// part of the stored form (append only).
-var categoryCode = func() map[profile.Category]byte {
-	m := make(map[profile.Category]byte, len(profile.Categories))
-	for i, c := range profile.Categories {
-		m[c] = byte(i)
+// categoryCode numbers the categories for the encoding: their index in
+// profile.Categories, which is part of the stored form (append only). A
+// switch, not a map: it runs for every category of every request.
+func categoryCode(c profile.Category) (byte, bool) {
+	switch c {
+	case profile.CPU:
+		return 0, true
+	case profile.Runq:
+		return 1, true
+	case profile.Net:
+		return 2, true
+	case profile.File:
+		return 3, true
+	case profile.Lock:
+		return 4, true
+	case profile.Epoll:
+		return 5, true
+	case profile.Sleep:
+		return 6, true
+	case profile.Queue:
+		return 7, true
+	case profile.Loop:
+		return 8, true
+	case profile.GC:
+		return 9, true
+	case profile.Other:
+		return 10, true
 	}
-	return m
-}()
+	return 0, false
+}
 
 // encode appends p's stored form to b.
 func encode(b []byte, p *profile.Profile) []byte {
@@ -81,11 +102,7 @@ func encode(b []byte, p *profile.Profile) []byte {
 	b = binary.AppendUvarint(b, uint64(len(p.Timeline)))
 	for i := range p.Timeline {
 		s := &p.Timeline[i]
-		b = append(b, categoryCode[s.Category])
-		if _, known := categoryCode[s.Category]; !known {
-			b[len(b)-1] = 0xff
-			b = appendString(b, string(s.Category))
-		}
+		b = appendCategory(b, s.Category)
 		b = binary.AppendVarint(b, s.StartOffsetNS)
 		b = binary.AppendVarint(b, s.DurationNS)
 		b = binary.AppendVarint(b, s.RunqNS)
@@ -145,31 +162,49 @@ func encode(b []byte, p *profile.Profile) []byte {
 	return b
 }
 
-// appendBreakdown writes the non-zero categories as (code, ns) pairs;
-// categories the encoding does not know are written by name.
+// appendBreakdown writes the non-zero categories as (code, ns) pairs in
+// one pass over the map (categories the encoding does not know by name);
+// the count goes first, patched in once known (a map of up to 127 entries
+// takes one byte, which covers every profile: a larger map is written in
+// two passes).
 func appendBreakdown(b []byte, m map[profile.Category]int64) []byte {
-	n := 0
-	for _, v := range m {
+	if len(m) > 127 {
+		n := 0
+		for _, v := range m {
+			if v != 0 {
+				n++
+			}
+		}
+		b = binary.AppendUvarint(b, uint64(n))
+		for c, v := range m {
+			if v != 0 {
+				b = appendCategory(b, c)
+				b = binary.AppendVarint(b, v)
+			}
+		}
+		return b
+	}
+	at := len(b)
+	b = append(b, 0)
+	n := byte(0)
+	for c, v := range m {
 		if v != 0 {
+			b = appendCategory(b, c)
+			b = binary.AppendVarint(b, v)
 			n++
 		}
 	}
-	b = binary.AppendUvarint(b, uint64(n))
-	// Categories in their display order, so equal profiles encode equally.
-	for _, c := range profile.Categories {
-		if v := m[c]; v != 0 {
-			b = append(b, categoryCode[c])
-			b = binary.AppendVarint(b, v)
-		}
-	}
-	for c, v := range m {
-		if _, known := categoryCode[c]; !known && v != 0 {
-			b = append(b, 0xff)
-			b = appendString(b, string(c))
-			b = binary.AppendVarint(b, v)
-		}
-	}
+	b[at] = n
 	return b
+}
+
+// appendCategory writes a category's code, or 0xff and its name.
+func appendCategory(b []byte, c profile.Category) []byte {
+	if code, ok := categoryCode(c); ok {
+		return append(b, code)
+	}
+	b = append(b, 0xff)
+	return appendString(b, string(c))
 }
 
 func appendString(b []byte, s string) []byte {

@@ -24,7 +24,7 @@ type Config struct {
 	PerBucket  int
 	BucketSpan time.Duration
 	// EvictedTraces is how many evicted traces a lookup can still name as
-	// evicted (at least; default 1 Mi, 2 MiB of memory).
+	// evicted (at least; default 1 Mi, 3 MiB of memory).
 	EvictedTraces int
 }
 
@@ -39,7 +39,7 @@ const (
 )
 
 // Store keeps profiles in memory in two tiers (the retention policy,
-// docs/api.md "How long profiles stay"):
+// docs/architecture.md "How long profiles stay"):
 //
 //   - recent: every profile, in its compact stored form, in a byte arena
 //     of fixed size — on a quiet pod hours of traffic, on a pod at 100,000
@@ -153,7 +153,7 @@ type seenKey struct {
 // Trace returns the stored profiles of a trace, oldest first. When there
 // are none, evicted says whether this store held some and dropped them
 // (a Bloom filter: a trace never seen here says so with a small
-// probability, docs/api.md).
+// probability, docs/architecture.md).
 func (s *Store) Trace(traceID string) (list []*profile.Profile, evicted bool) {
 	id := strings.ToLower(traceID)
 	h := hashTrace(id)

@@ -238,3 +238,41 @@ func TestNoDuplicatesAcrossTiers(t *testing.T) {
 		t.Fatalf("List found %d copies", len(list))
 	}
 }
+
+// The evicted-trace filter's false "evicted" rate, full (both generations
+// at capacity), is what the API documents: under 3%.
+func TestEvictedFalsePositives(t *testing.T) {
+	s := newEvictedSet(1 << 16)
+	for i := range 2 << 16 {
+		s.add(hashTrace(fmt.Sprintf("%032x", i)))
+	}
+	for i := range 1000 {
+		if !s.has(hashTrace(fmt.Sprintf("%032x", (2<<16)-1-i))) {
+			t.Fatal("a trace just added is not in the filter")
+		}
+	}
+	fp := 0
+	const n = 100_000
+	for i := range n {
+		if s.has(hashTrace(fmt.Sprintf("%032x", 1<<40+i))) {
+			fp++
+		}
+	}
+	if rate := float64(fp) / n; rate > 0.03 {
+		t.Fatalf("false evicted rate %.3f, want under 0.03", rate)
+	} else {
+		t.Logf("false evicted rate %.4f", rate)
+	}
+}
+
+// The codes are the categories' positions in profile.Categories.
+func TestCategoryCodes(t *testing.T) {
+	for i, c := range profile.Categories {
+		if code, ok := categoryCode(c); !ok || int(code) != i {
+			t.Errorf("%s: code %d %v, want %d", c, code, ok, i)
+		}
+	}
+	if _, ok := categoryCode("future"); ok {
+		t.Error("an unknown category has a code")
+	}
+}
