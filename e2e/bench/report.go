@@ -101,6 +101,7 @@ func writeSidecarCost(b *strings.Builder, tp throughputResult) {
 		fmt.Fprintf(b, "| **all-in µs per request** | n/a | – | – |\n")
 	}
 	row("sidecar peak RSS (VmHWM)", func(t throughputTrial) float64 { return float64(t.rssKB) / 1024 }, func(v float64) string { return fmt.Sprintf("%.1f MiB", v) })
+	row("sidecar memory at the end (PSS: the ring buffer's pages, mapped twice, counted once)", func(t throughputTrial) float64 { return float64(t.pssKB) / 1024 }, func(v float64) string { return fmt.Sprintf("%.1f MiB", v) })
 	counter := func(name string, f func(throughputTrial) uint64) {
 		row(name, func(t throughputTrial) float64 { return float64(f(t)) }, commas)
 	}

@@ -177,3 +177,23 @@ func (s *sidecar) maxRSS() (uint64, error) {
 	}
 	return 0, fmt.Errorf("no VmHWM in /proc/%d/status", s.proc.pid())
 }
+
+// pss is the proportional set size in KiB (/proc/PID/smaps_rollup): unlike
+// RSS it counts the BPF ring buffer's data pages once (the kernel maps
+// them twice so a record can wrap), and is what the memory holds.
+func (s *sidecar) pss() (uint64, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", s.proc.pid()))
+	if err != nil {
+		return 0, fmt.Errorf("reading sidecar memory: %w", err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "Pss:"); ok {
+			kb, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("parsing Pss %q: %w", v, err)
+			}
+			return kb, nil
+		}
+	}
+	return 0, fmt.Errorf("no Pss in /proc/%d/smaps_rollup", s.proc.pid())
+}

@@ -15,6 +15,7 @@ type throughputTrial struct {
 	cpuMs float64 // sidecar CPU time from load start until it caught up
 	wall  time.Duration
 	rssKB uint64        // sidecar VmHWM at the end of the trial
+	pssKB uint64        // sidecar PSS at the end of the trial
 	delta sidecarStatus // /v1/status counters gained during the trial
 	// bpf is what each BPF program gained during the load: its runs and
 	// kernel time. Counted only in the stats trial (--bpf-stats); in the
@@ -191,6 +192,9 @@ func throughputWith(ctx context.Context, cl *cleaner, t tools, cg cgroup.Target,
 		}
 	}
 	tr.delta = statusDelta(before, after)
+	if tr.pssKB, err = s.pss(); err != nil {
+		return tr, err
+	}
 	if tr.rssKB, err = s.maxRSS(); err != nil {
 		return tr, err
 	}
