@@ -94,6 +94,10 @@ func TestRetentionUnderLoad(t *testing.T) {
 		Profiles []struct {
 			Path       string      `json:"path"`
 			DurationNS json.Number `json:"duration_ns"`
+			Diagnosis  struct {
+				Cause   string `json:"cause"`
+				Summary string `json:"summary"`
+			} `json:"diagnosis"`
 		} `json:"profiles"`
 	}
 	if err := json.Unmarshal([]byte(body), &tr); err != nil || len(tr.Profiles) != 1 || tr.Profiles[0].Path != "/big.bin" {
@@ -102,6 +106,12 @@ func TestRetentionUnderLoad(t *testing.T) {
 	dur, _ := tr.Profiles[0].DurationNS.Int64()
 	if time.Duration(dur) < slowWall/4 || time.Duration(dur) > slowWall {
 		t.Errorf("slow request: %v on the server, %v on the client's clock", time.Duration(dur), slowWall)
+	}
+
+	// The client read slowly by construction: nginx's wait for room in
+	// the socket is the client's window's, not a timer's.
+	if d := tr.Profiles[0].Diagnosis; d.Cause != "tcp_window" {
+		t.Errorf("slow download diagnosed %q (%s), want tcp_window", d.Cause, d.Summary)
 	}
 
 	// The fast one: its store turned over; the answer says evicted.

@@ -160,6 +160,9 @@ func causeOf(p *profile.Profile, c profile.Category, ns, dnsTypical int64) profi
 		}
 		return profile.CauseLock
 	case profile.Sleep:
+		if loopWaitedForWindow(p, ns) {
+			return profile.CauseTCPWindow
+		}
 		return profile.CauseSleep
 	case profile.Queue:
 		return profile.CauseQueue

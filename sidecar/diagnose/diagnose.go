@@ -210,6 +210,12 @@ func analyze(p *profile.Profile, top share, dnsTypical int64) finding {
 		}
 		return lockFinding(p)
 	case profile.Sleep:
+		// An event loop idle until its next timer while the response
+		// could not leave (nginx waits for a writable socket with its send
+		// timeout as the deadline): the time is the client's window's.
+		if loopWaitedForWindow(p, top.ns) {
+			return tcpWindowFinding(p)
+		}
 		return sleepFinding(p)
 	case profile.Queue:
 		return queueFinding(p)

@@ -214,6 +214,32 @@ func TestDiagnose(t *testing.T) {
 			evidence: []string{"write 880.0 ms", "the client advertised 85.0 KiB at most"},
 		},
 		{
+			// Measured: nginx sending 16 MiB to curl --limit-rate waits in
+			// epoll_wait with its send timer as the timeout; the loop
+			// accounting calls that wait sleep (timer), but the response
+			// was held back by the client's window all along.
+			name: "an event loop's timer wait while the client's window holds the response is tcp_window",
+			p: with(prof(bd{profile.Sleep: 740 * ms, profile.CPU: 4 * ms, profile.Runq: 3 * ms}, []profile.Segment{
+				{Category: profile.Sleep, StartOffsetNS: 114 * ms, DurationNS: 630 * ms, Detail: "timer: the event loop waited for its next timer"},
+			}), func(p *profile.Profile) {
+				p.Accounting = profile.AccountingEventLoop
+				p.ResponseBytes = 16 << 20
+				p.TCP = &profile.TCPSend{WindowLimitedNS: 662 * ms, PeerWindowBytes: 272 << 10}
+			}),
+			cause:   profile.CauseTCPWindow,
+			contain: []string{"held back by the client's TCP receive window for 662.0 ms"},
+		},
+		{
+			name: "a thread's real sleep stays sleep whatever the window",
+			p: with(prof(bd{profile.Sleep: 740 * ms, profile.CPU: 4 * ms}, []profile.Segment{
+				{Category: profile.Sleep, Syscall: "nanosleep", DurationNS: 740 * ms},
+			}), func(p *profile.Profile) {
+				p.Accounting = profile.AccountingThread
+				p.TCP = &profile.TCPSend{WindowLimitedNS: 700 * ms}
+			}),
+			cause: profile.CauseSleep,
+		},
+		{
 			name: "a slow downstream stays net even with a briefly limited window",
 			p: with(prof(bd{profile.Net: 300 * ms}, []profile.Segment{
 				{Category: profile.Net, Syscall: "read", FDKind: "socket", Peer: "10.1.0.5:5432", DurationNS: 290 * ms},

@@ -16,6 +16,14 @@ func isTCPWindow(p *profile.Profile, ns int64) bool {
 	return p.TCP != nil && ns > 0 && p.TCP.WindowLimitedNS*2 >= ns
 }
 
+// loopWaitedForWindow: an event loop's idle wait the loop accounting took
+// for a timer (its deadline) while the response bytes waited for the
+// client's window — nginx waits for a writable socket with its send
+// timeout as the deadline.
+func loopWaitedForWindow(p *profile.Profile, ns int64) bool {
+	return p.Accounting == profile.AccountingEventLoop && isTCPWindow(p, ns)
+}
+
 func tcpWindowFinding(p *profile.Profile) finding {
 	t := p.TCP
 	var segs []profile.Segment
