@@ -4,7 +4,8 @@ import "time"
 
 // keptSet is the store of exemplars that outlives the recent log on a busy
 // pod: for every endpoint and every BucketSpan of time, the PerBucket
-// slowest requests (errors, partial profiles and requests that waited
+// (fewer when many endpoints share a bucket, so that it still reaches back
+// KeptReach) slowest requests (errors, partial profiles and requests that waited
 // longer than the segment threshold rank before any that did not). It is
 // bounded by a count; the oldest buckets go first. On a quiet pod every
 // request fits; on a pod serving 100,000 requests a second one endpoint's
@@ -12,10 +13,14 @@ import "time"
 type keptSet struct {
 	capacity  int
 	perBucket int
-	span      time.Duration
-	buckets   []*keptBucket // oldest first
-	count     int
-	evicted   uint64
+	// retain is how many buckets the set aims to reach back (15 min):
+	// with many busy endpoints each keeps fewer per bucket (down to one)
+	// so that capacity still covers that long.
+	retain  int
+	span    time.Duration
+	buckets []*keptBucket // oldest first
+	count   int
+	evicted uint64
 }
 
 type keptBucket struct {
@@ -33,8 +38,24 @@ type keptEntry struct {
 	duration int64
 }
 
+// KeptReach is how far back the kept set aims to reach however many
+// endpoints are busy (as long as capacity / endpoints leaves one per
+// bucket).
+const KeptReach = 15 * time.Minute
+
 func newKeptSet(capacity, perBucket int, span time.Duration) *keptSet {
-	return &keptSet{capacity: max(capacity, 1), perBucket: max(perBucket, 1), span: span}
+	return &keptSet{capacity: max(capacity, 1), perBucket: max(perBucket, 1), span: span,
+		retain: max(int(KeptReach/span), 1)}
+}
+
+// limit is how many profiles each endpoint keeps in bucket b, given how
+// many endpoints share it (endpoint new to b: counted).
+func (k *keptSet) limit(b *keptBucket, endpoint endpointKey) int {
+	n := len(b.endpoints)
+	if _, ok := b.endpoints[endpoint]; !ok {
+		n++
+	}
+	return min(k.perBucket, max(1, k.capacity/(n*k.retain)))
 }
 
 // rankOf orders profiles by what a person looking for the cause of an
@@ -56,7 +77,7 @@ func (k *keptSet) admits(endpoint endpointKey, nowNS int64, rank uint64) bool {
 		return true
 	}
 	h := b.endpoints[endpoint]
-	return len(h) < k.perBucket || rank > h[0].rank
+	return len(h) < k.limit(b, endpoint) || rank > h[0].rank
 }
 
 // add keeps e unless its bucket already holds perBucket better ones; it
@@ -65,7 +86,7 @@ func (k *keptSet) add(endpoint endpointKey, nowNS int64, e keptEntry, onEvict fu
 	b := k.current(nowNS, true)
 	h := b.endpoints[endpoint]
 	switch {
-	case len(h) < k.perBucket:
+	case len(h) < k.limit(b, endpoint):
 		h = append(h, e)
 		siftUpKept(h, len(h)-1)
 		b.count++

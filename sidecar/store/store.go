@@ -46,7 +46,8 @@ const (
 //     requests a second about one second;
 //   - kept: per endpoint and per 10 s, the 16 requests most worth keeping
 //     (errors, partial profiles and requests with long waits first, then
-//     the slowest), 10,000 at most — what the drill looks for, kept far
+//     the slowest; fewer per endpoint when many are busy, so it reaches
+//     back KeptReach), 10,000 at most — what the drill looks for, kept
 //     longer than the baseline window even on a busy pod.
 //
 // Profiles are decoded when read; the diagnosis is computed again then.

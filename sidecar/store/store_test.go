@@ -205,13 +205,14 @@ func TestSlowRequestOutlivesLoad(t *testing.T) {
 	}
 }
 
-// The kept set is bounded by count whatever the number of endpoints, and
-// the oldest buckets go first.
+// The kept set is bounded by count whatever the number of endpoints, the
+// oldest buckets go first, and with many endpoints each keeps fewer per
+// bucket so the set reaches back further.
 func TestKeptBounded(t *testing.T) {
 	s := New(Config{RecentBytes: 64 << 10, KeptProfiles: 100, PerBucket: 4})
 	t0 := time.Unix(1000, 0)
 	for i := range 10_000 {
-		p := fast(fmt.Sprintf("%032x", i), t0.Add(time.Duration(i)*10*time.Millisecond))
+		p := fast(fmt.Sprintf("%032x", i), t0.Add(time.Duration(i)*100*time.Millisecond))
 		p.Baseline = &profile.Baseline{Method: "GET", Route: fmt.Sprintf("/r%d", i%7)}
 		s.Add(p)
 	}
@@ -219,10 +220,20 @@ func TestKeptBounded(t *testing.T) {
 	if st.Kept.Profiles != 100 || st.Kept.Evicted == 0 {
 		t.Fatalf("kept %+v", st.Kept)
 	}
-	// 7 endpoints × 4 per 10 s bucket = 28 per bucket: 100 reach back
-	// about 3.6 buckets from the last profile (t0+100 s).
-	if d := t0.Add(100 * time.Second).Sub(st.Kept.Oldest); d < 30*time.Second || d > 50*time.Second {
-		t.Fatalf("kept reaches back %v, want 30-50s", d)
+	// 7 endpoints share each 10 s: 100 / (7 × 90 buckets) rounds to one
+	// each per bucket, so 100 reach back ~14 buckets from the last profile
+	// (t0+1000 s), not the ~3.6 buckets 4 each would.
+	if d := t0.Add(1000 * time.Second).Sub(st.Kept.Oldest); d < 130*time.Second || d > 150*time.Second {
+		t.Fatalf("kept reaches back %v, want 130-150s", d)
+	}
+	// One endpoint alone, with room for 15 min of 10 s buckets, keeps
+	// PerBucket per bucket.
+	one := New(Config{RecentBytes: 64 << 10, KeptProfiles: 1000, PerBucket: 4})
+	for i := range 1000 {
+		one.Add(fast(fmt.Sprintf("%032x", i), t0.Add(time.Duration(i)*100*time.Millisecond)))
+	}
+	if st := one.Stats(); st.Kept.Profiles != 40 {
+		t.Fatalf("one endpoint over 100 s kept %d, want 4 per 10 s", st.Kept.Profiles)
 	}
 }
 
