@@ -161,39 +161,27 @@ func (s *sidecar) cpuTicks() (uint64, error) {
 }
 
 // maxRSS is the peak resident set (VmHWM) in KiB.
-func (s *sidecar) maxRSS() (uint64, error) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.proc.pid()))
-	if err != nil {
-		return 0, fmt.Errorf("reading sidecar memory: %w", err)
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			kb, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			if err != nil {
-				return 0, fmt.Errorf("parsing VmHWM %q: %w", v, err)
-			}
-			return kb, nil
-		}
-	}
-	return 0, fmt.Errorf("no VmHWM in /proc/%d/status", s.proc.pid())
-}
+func (s *sidecar) maxRSS() (uint64, error) { return s.procKB("status", "VmHWM:") }
 
 // pss is the proportional set size in KiB (/proc/PID/smaps_rollup): unlike
 // RSS it counts the BPF ring buffer's data pages once (the kernel maps
 // them twice so a record can wrap), and is what the memory holds.
-func (s *sidecar) pss() (uint64, error) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", s.proc.pid()))
+func (s *sidecar) pss() (uint64, error) { return s.procKB("smaps_rollup", "Pss:") }
+
+// procKB reads a "key: N kB" line of /proc/PID/file.
+func (s *sidecar) procKB(file, key string) (uint64, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/%s", s.proc.pid(), file))
 	if err != nil {
 		return 0, fmt.Errorf("reading sidecar memory: %w", err)
 	}
 	for _, line := range strings.Split(string(data), "\n") {
-		if v, ok := strings.CutPrefix(line, "Pss:"); ok {
+		if v, ok := strings.CutPrefix(line, key); ok {
 			kb, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
 			if err != nil {
-				return 0, fmt.Errorf("parsing Pss %q: %w", v, err)
+				return 0, fmt.Errorf("parsing %s %q: %w", key, v, err)
 			}
 			return kb, nil
 		}
 	}
-	return 0, fmt.Errorf("no Pss in /proc/%d/smaps_rollup", s.proc.pid())
+	return 0, fmt.Errorf("no %s in /proc/%d/%s", key, s.proc.pid(), file)
 }

@@ -200,18 +200,5 @@ func siftUpKept(h []keptEntry, i int) {
 }
 
 func siftDownKept(h []keptEntry, i int) {
-	for {
-		l, small := 2*i+1, i
-		if l < len(h) && h[l].rank < h[small].rank {
-			small = l
-		}
-		if r := l + 1; r < len(h) && h[r].rank < h[small].rank {
-			small = r
-		}
-		if small == i {
-			return
-		}
-		h[i], h[small] = h[small], h[i]
-		i = small
-	}
+	siftDownBy(h, i, func(a, b *keptEntry) bool { return a.rank < b.rank })
 }

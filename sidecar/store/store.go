@@ -291,12 +291,18 @@ func heapify(h []candidate) {
 }
 
 func siftDown(h []candidate, i int) {
+	siftDownBy(h, i, func(a, b *candidate) bool { return a.duration < b.duration })
+}
+
+// siftDownBy restores a min-heap (by less) below i: the one sift-down both
+// the list's top-N and the kept set's endpoint heaps use.
+func siftDownBy[T any](h []T, i int, less func(a, b *T) bool) {
 	for {
 		l, small := 2*i+1, i
-		if l < len(h) && h[l].duration < h[small].duration {
+		if l < len(h) && less(&h[l], &h[small]) {
 			small = l
 		}
-		if r := l + 1; r < len(h) && h[r].duration < h[small].duration {
+		if r := l + 1; r < len(h) && less(&h[r], &h[small]) {
 			small = r
 		}
 		if small == i {
